@@ -1,0 +1,172 @@
+"""Coordinate frames against independent oracles: SimpleITK (LPS), nibabel (NIfTI RAS), Slicer MRML (Slicer RAS)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from visceral.conventions.frames import ImageGeometry, covariance_lps_to_ras, lps_to_ras, ras_to_lps
+from visceral.errors import GeometryError
+
+
+def rotation(ax: float, ay: float, az: float) -> np.ndarray:
+    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def oblique_image(flip: bool = False) -> sitk.Image:
+    """An oblique (about 20 degrees on two axes), anisotropic, optionally left-handed image."""
+    image = sitk.Image(7, 5, 4, sitk.sitkInt16)
+    image.SetSpacing((0.6, 0.85, 3.0))
+    image.SetOrigin((-101.25, 37.5, 512.0))
+    direction = rotation(0.35, -0.2, 0.1)
+    if flip:
+        direction = direction @ np.diag([1.0, -1.0, 1.0])
+    image.SetDirection(tuple(direction.ravel()))
+    arr = np.arange(7 * 5 * 4, dtype=np.int16).reshape(4, 5, 7)
+    filled = sitk.GetImageFromArray(arr)
+    filled.CopyInformation(image)
+    return filled
+
+
+def test_lps_ras_flip() -> None:
+    p = np.array([[1.0, -2.0, 3.0]])
+    assert lps_to_ras(p).tolist() == [[-1.0, 2.0, 3.0]]
+    assert ras_to_lps(lps_to_ras(p)).tolist() == p.tolist()
+    c = np.arange(9.0).reshape(3, 3)
+    assert covariance_lps_to_ras(c).tolist() == (np.diag([-1, -1, 1]) @ c @ np.diag([-1, -1, 1])).tolist()
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_index_to_lps_matches_simpleitk(flip: bool) -> None:
+    image = oblique_image(flip)
+    geometry = ImageGeometry.from_sitk(image)
+    rng = np.random.default_rng(0)
+    for ijk in rng.uniform(-1, 8, size=(20, 3)):
+        expected = image.TransformContinuousIndexToPhysicalPoint(tuple(ijk))
+        assert np.allclose(geometry.index_to_world(ijk, "LPS"), expected, atol=1e-9)
+        assert np.allclose(geometry.world_to_index(expected, "LPS"), ijk, atol=1e-9)
+        assert np.allclose(geometry.index_to_world(ijk, "RAS"), lps_to_ras(expected), atol=1e-9)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_ijk_to_ras_matches_nibabel_affine_of_the_written_nifti(tmp_path: Path, flip: bool) -> None:
+    nibabel = pytest.importorskip("nibabel")
+    image = oblique_image(flip)
+    path = tmp_path / "img.nii.gz"
+    sitk.WriteImage(image, str(path))
+    nii = nibabel.load(str(path))
+    geometry = ImageGeometry.from_sitk(image)
+    assert np.allclose(geometry.ijk_to_ras_matrix(), nii.affine, atol=1e-4)  # NIfTI stores float32
+    back = ImageGeometry.from_ijk_to_ras(nii.affine, nii.shape)
+    assert back.same_grid(geometry, tolerance_mm=1e-3)
+
+
+def test_landmark_frame_is_voxel_index_times_spacing() -> None:
+    image = oblique_image()
+    geometry = ImageGeometry.from_sitk(image)
+    spacing = np.array(image.GetSpacing())
+    # Voxel [0,0,0] is the origin of the landmark frame.
+    assert np.allclose(geometry.world_to_landmark(image.GetOrigin(), "LPS"), 0, atol=1e-9)
+    for ijk in [(1, 0, 0), (0, 1, 0), (0, 0, 1), (3.5, 2.25, 1.75)]:
+        world = image.TransformContinuousIndexToPhysicalPoint(ijk)
+        assert np.allclose(geometry.world_to_landmark(world, "LPS"), np.array(ijk) * spacing, atol=1e-9)
+        assert np.allclose(geometry.world_to_landmark(lps_to_ras(world), "RAS"), np.array(ijk) * spacing, atol=1e-9)
+    # Not the same as "world minus origin" on an oblique image (a classic mistake).
+    world = np.array(image.TransformContinuousIndexToPhysicalPoint((3, 2, 1)))
+    assert not np.allclose(geometry.world_to_landmark(world, "LPS"), world - np.array(image.GetOrigin()), atol=1e-3)
+
+
+@pytest.mark.parametrize("frame", ["LPS", "RAS"])
+def test_covariance_rotation_matches_the_jacobian_of_simpleitk(frame: str) -> None:
+    image = oblique_image(flip=True)
+    geometry = ImageGeometry.from_sitk(image)
+    spacing = np.array(image.GetSpacing())
+    p = np.array(image.TransformContinuousIndexToPhysicalPoint((2, 2, 2)))
+
+    def to_landmark(world_lps: np.ndarray) -> np.ndarray:  # independent: SimpleITK's inverse mapping
+        return np.array(image.TransformPhysicalPointToContinuousIndex(tuple(world_lps))) * spacing
+
+    jacobian_lps = np.column_stack([to_landmark(p + e) - to_landmark(p) for e in np.eye(3)])
+    a = np.random.default_rng(1).normal(size=(3, 3))
+    cov_world = a @ a.T + np.eye(3)
+    cov_lps = cov_world if frame == "LPS" else covariance_lps_to_ras(cov_world)
+    expected = jacobian_lps @ cov_lps @ jacobian_lps.T
+    ours = geometry.covariance_world_to_landmark(cov_world, frame)
+    assert np.allclose(ours, expected, atol=1e-9)
+    assert np.allclose(np.linalg.eigvalsh(ours), np.linalg.eigvalsh(cov_world), atol=1e-9)  # a pure rotation
+    assert np.allclose(geometry.covariance_landmark_to_world(ours, frame), cov_world, atol=1e-9)
+
+
+FINITE = st.floats(-1e3, 1e3, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.tuples(st.floats(0.1, 5), st.floats(0.1, 5), st.floats(0.1, 5)),
+    st.tuples(FINITE, FINITE, FINITE),
+    st.tuples(st.floats(-3.2, 3.2), st.floats(-3.2, 3.2), st.floats(-3.2, 3.2)),
+    st.tuples(FINITE, FINITE, FINITE),
+    st.sampled_from(["LPS", "RAS"]),
+)
+def test_landmark_round_trip_below_a_micrometre(spacing, origin, angles, point, frame) -> None:
+    geometry = ImageGeometry((10, 10, 10), spacing, origin, tuple(map(tuple, rotation(*angles))))
+    back = geometry.landmark_to_world(geometry.world_to_landmark(point, frame), frame)
+    assert np.max(np.abs(back - np.array(point))) < 1e-6
+
+
+def test_invalid_geometry_is_refused() -> None:
+    with pytest.raises(GeometryError, match="voxel size"):
+        ImageGeometry((2, 2, 2), (1, 0, 1), (0, 0, 0))
+    with pytest.raises(GeometryError, match="singular"):
+        ImageGeometry((2, 2, 2), (1, 1, 1), (0, 0, 0), ((1, 0, 0), (1, 0, 0), (0, 0, 1)))
+    with pytest.raises(GeometryError, match="shape"):
+        ImageGeometry((2, 0, 2), (1, 1, 1), (0, 0, 0))
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_slicer_ras_places_every_voxel_where_we_do(tmp_path: Path, flip: bool) -> None:
+    """Oracle for Slicer RAS: a NIfTI read by Slicer's MRML storage node puts each voxel value where we say.
+
+    Trap found here (slicer-core 5.13): for a left-handed grid Slicer's reader reverses the k axis, so
+    Slicer's IJK is *not* the NIfTI index; only world (RAS) positions agree.  Code that moves voxels
+    between Slicer and files must therefore go through world coordinates or the IJKToRAS matrix.
+    """
+    slicer = pytest.importorskip("slicer")
+    import vtk
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    image = oblique_image(flip)
+    path = tmp_path / "img.nii.gz"
+    sitk.WriteImage(image, str(path))
+    scene = slicer.vtkMRMLScene()
+    volume = slicer.vtkMRMLScalarVolumeNode()
+    scene.AddNode(volume)
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    scene.AddNode(storage)
+    storage.SetFileName(str(path))
+    assert storage.ReadData(volume)
+    m = vtk.vtkMatrix4x4()
+    volume.GetIJKToRASMatrix(m)
+    slicer_ijk_to_ras = np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+    dims = volume.GetImageData().GetDimensions()
+    slicer_values = vtk_to_numpy(volume.GetImageData().GetPointData().GetScalars()).reshape(dims[::-1])
+
+    geometry = ImageGeometry.from_sitk(image)
+    ours = sitk.GetArrayFromImage(image)  # [k, j, i]
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in dims], indexing="ij"), axis=-1).reshape(-1, 3)
+    ras = grid @ slicer_ijk_to_ras[:3, :3].T + slicer_ijk_to_ras[:3, 3]
+    our_ijk = geometry.world_to_index(ras, "RAS")
+    assert np.max(np.abs(our_ijk - np.round(our_ijk))) < 1e-3
+    our_ijk = np.round(our_ijk).astype(int)
+    assert np.array_equal(slicer_values[grid[:, 2], grid[:, 1], grid[:, 0]], ours[our_ijk[:, 2], our_ijk[:, 1], our_ijk[:, 0]])
+    if not flip:  # right-handed: Slicer's IJKToRAS is exactly our NIfTI affine
+        assert np.allclose(slicer_ijk_to_ras, geometry.ijk_to_ras_matrix(), atol=1e-4)

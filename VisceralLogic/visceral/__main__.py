@@ -1,0 +1,7 @@
+"""``python -m visceral`` runs the command line."""
+
+import sys
+
+from visceral.cli import main
+
+sys.exit(main())

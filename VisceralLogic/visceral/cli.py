@@ -1,0 +1,128 @@
+"""The ``visceral`` command line.
+
+Every sub-command prints one line per problem (``file: reason``), never a
+traceback for bad input, and returns a non-zero exit code when something was
+refused or failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Optional, Sequence
+
+from visceral import __version__
+from visceral.conventions.version import CONVENTIONS_VERSION
+from visceral.errors import VisceralError
+
+log = logging.getLogger("visceral")
+
+#: Exit codes.
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+# The seed's own examples (section 4 and Tables 1-2), verbatim including its typography.
+SEED_NAME_EXAMPLES = (
+    "subject21_1[_modalityCT].nii",
+    "subject21_1_modalityCT_regionannotation_3.nii",
+    "subject21_1[_modalityCT]_regionannotation_label32_3.nii",
+    "subject21_1¢_modalityCT]_lmannotation_3.nii",
+)
+SEED_LABEL_TABLE = "Name of the structure (consistent with RadLex),Label\nLiver,32\n"
+SEED_LANDMARK_ROW = "321 134,5 423,5 262,5 [1,0,0,0,1,0,0,0,1]\n"
+
+
+def _cmd_selfcheck(args: argparse.Namespace) -> int:
+    """Parse the seed's own examples and check the frames against SimpleITK."""
+    import numpy as np
+
+    from visceral.conventions import frames, labels, landmarks, names
+
+    failures = 0
+
+    def report(ok: bool, what: str) -> None:
+        nonlocal failures
+        failures += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {what}")
+
+    for example in SEED_NAME_EXAMPLES:
+        parsed = names.parse_name(example)
+        report(True, f"name {example!r} -> {parsed.format()} ({parsed.kind.value}, {parsed.style.value} form)")
+    table = labels.parse_label_table(SEED_LABEL_TABLE)
+    report(table.as_dict() == {"Liver": 32}, f"label table (seed Table 1) -> {table.as_dict()}")
+    liver = labels.default_registry().lookup("Liver")
+    report(liver.radlex_id == 58, f"registry: 'Liver' is {liver.rid}, default label {liver.radlex_id}")
+    lms = landmarks.parse_landmarks(SEED_LANDMARK_ROW)
+    report(lms[0].position_mm == (134.5, 423.5, 262.5), f"landmark row (seed Table 2) -> {lms[0]}")
+    try:
+        import SimpleITK as sitk
+    except ImportError:  # pragma: no cover - SimpleITK is a runtime dependency
+        report(False, "SimpleITK is not installed")
+    else:
+        image = sitk.Image(5, 6, 7, sitk.sitkUInt8)
+        image.SetSpacing((0.7, 0.9, 2.5))
+        image.SetOrigin((-12.0, 30.5, 101.0))
+        c, s = np.cos(0.3), np.sin(0.3)
+        image.SetDirection((c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0))
+        geometry = frames.ImageGeometry.from_sitk(image)
+        index = (2.0, 3.5, 4.0)
+        ours = geometry.index_to_world(index, "LPS")
+        theirs = np.array(image.TransformContinuousIndexToPhysicalPoint(index))
+        report(bool(np.allclose(ours, theirs, atol=1e-9)), f"frames: IJK->LPS matches SimpleITK on an oblique grid ({ours.round(4).tolist()})")
+    print(f"conventions version {CONVENTIONS_VERSION}: {'all checks passed' if not failures else f'{failures} check(s) failed'}")
+    return EXIT_OK if not failures else EXIT_PROBLEMS
+
+
+def _cmd_names(args: argparse.Namespace) -> int:
+    """Parse file names and print their tokens and canonical spelling."""
+    from visceral.conventions.names import parse_name
+
+    status = EXIT_OK
+    for raw in args.names:
+        try:
+            n = parse_name(raw)
+        except VisceralError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = EXIT_PROBLEMS
+            continue
+        tokens = [f"subject={n.subject}", f"acquisition={n.acquisition}", f"modality={n.modality or '-'}", f"kind={n.kind.value}"]
+        if n.annotator is not None:
+            tokens.append(f"annotator={n.annotator}")
+        if n.label is not None:
+            tokens.append(f"label={n.label}")
+        if n.body_region:
+            tokens.append(f"body_region={n.body_region}")
+        print(f"{raw}: {' '.join(tokens)} style={n.style.value} canonical={n.format()}")
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``visceral`` command."""
+    parser = argparse.ArgumentParser(prog="visceral", description="VISCERAL data-format conventions toolkit.")
+    parser.add_argument("--version", action="version", version=f"visceral {__version__} (conventions {CONVENTIONS_VERSION})")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("selfcheck", help="check the conventions code on the seed's own examples")
+    p.set_defaults(func=_cmd_selfcheck)
+    p = sub.add_parser("names", help="parse file names and show their tokens")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.set_defaults(func=_cmd_names)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except VisceralError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    except KeyboardInterrupt:
+        print("interrupted; finished files are complete, run again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,97 @@
+"""Atomic file output: the one way this package writes a file.
+
+A crash or Ctrl-C never leaves a half-written file that looks complete: data
+goes to a hidden temporary file in the destination folder, is flushed to disk,
+and only then renamed over the destination (``os.replace`` is atomic on POSIX
+and on Windows for files on the same volume).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator, Union
+
+PathLike = Union[str, Path]
+
+#: Prefix of temporary files; a folder scan may ignore (and clean) them.
+TEMP_PREFIX = ".visceral-partial-"
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "w", encoding: str = "utf-8", newline: str = "") -> Iterator[IO]:
+    """Open a temporary file for writing that replaces ``path`` on success.
+
+    Args:
+        path: final destination; its folder must exist.
+        mode: ``"w"`` (text) or ``"wb"`` (binary).
+        encoding: text encoding (text mode only).
+        newline: newline translation for text mode; ``""`` writes ``\\n`` as is.
+
+    On any exception (including ``KeyboardInterrupt``) the temporary file is
+    removed and ``path`` is left untouched.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write supports modes 'w' and 'wb', not {mode!r}")
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        if mode == "wb":
+            handle = os.fdopen(fd, "wb")
+        else:
+            handle = os.fdopen(fd, "w", encoding=encoding, newline=newline)
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_write(path, "w", encoding=encoding) as handle:
+        handle.write(text)
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)
+
+
+def atomic_output_path(path: PathLike) -> "contextlib.AbstractContextManager[Path]":
+    """Give a temporary path for writers that insist on a file name (e.g. SimpleITK).
+
+    Usage::
+
+        with atomic_output_path(dest) as tmp:
+            sitk.WriteImage(image, str(tmp))
+
+    The temporary path keeps the destination's full suffix (``.nii.gz``) so that
+    format detection by extension works; it is renamed to ``path`` on success.
+    """
+    return _atomic_output_path(Path(path))
+
+
+@contextlib.contextmanager
+def _atomic_output_path(path: Path) -> Iterator[Path]:
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".gz") else path.suffix
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
