@@ -38,8 +38,10 @@ demo: venv
 test: venv system-deps
 	$(BIN)/python -m pytest
 
+# Benchmarks are scripts, not tests: each runs Visceral and its peers side by side and prints a table.
 bench: venv
-	$(BIN)/python -m pytest -m benchmark bench
+	-$(BIN)/python -m pip install -q -e ".[bench]"
+	@for f in bench/[a-z]*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

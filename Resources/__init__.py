@@ -1,6 +1,7 @@
 """Data tables shipped with Visceral (installed as the package ``visceral.resources``).
 
 - ``radlex_structures.csv`` -- the structure registry (RadLex and SNOMED CT codes).
+- ``landmarks.csv`` -- the landmark ID registry.
 """
 
 from pathlib import Path

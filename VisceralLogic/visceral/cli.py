@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -96,6 +97,21 @@ def _cmd_names(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    """Validate a data-set folder; exit 1 on errors, 0 otherwise (warnings do not fail)."""
+    from visceral.progress import ProgressBar
+    from visceral.validate import ConfigError, load_config, validate_dataset
+
+    try:
+        config = load_config(args.config) if args.config else None
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    report = validate_dataset(args.dataset, config=config, jobs=args.jobs, progress=None if args.json or args.quiet else ProgressBar())
+    print(report.to_json() if args.json else report.to_text())
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``visceral`` command."""
     parser = argparse.ArgumentParser(prog="visceral", description="VISCERAL data-format conventions toolkit.")
@@ -107,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("names", help="parse file names and show their tokens")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.set_defaults(func=_cmd_names)
+    p = sub.add_parser("validate", help="check a data set against the conventions")
+    p.add_argument("dataset", metavar="DATASET", help="data-set folder")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.add_argument("--config", metavar="FILE", help='JSON severity overrides: {"severity": {"CODE": "error|warning|ignore"}}')
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="worker processes for voxel checks (default: all cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_validate)
     return parser
 
 

@@ -186,8 +186,12 @@ def _parse_covariance(text: str, decimal_comma: bool) -> Tuple[float, ...]:
     return tuple(values)
 
 
-def parse_landmarks(text: str, path: Optional[PathLike] = None) -> List[Landmark]:
+def parse_landmarks(text: str, path: Optional[PathLike] = None, strict: bool = True) -> List[Landmark]:
     """Parse landmark CSV text (see the module docstring for what is accepted).
+
+    Args:
+        strict: refuse duplicate IDs and invalid covariances.  The validator passes
+            ``False`` to report those problems under their own issue codes.
 
     Raises:
         LandmarkFileError: naming the file and line of the first problem.
@@ -222,21 +226,32 @@ def parse_landmarks(text: str, path: Optional[PathLike] = None) -> List[Landmark
             except ValueError as exc:
                 raise LandmarkFileError(path, f"bad uncertainty {fields[4]!r}: {exc}", line_no) from None
             problem = check_covariance(covariance)
-            if problem:
+            if problem and strict:
                 raise LandmarkFileError(path, f"landmark {landmark_id}: {problem}", line_no)
-        if landmark_id in seen:
+        if landmark_id in seen and strict:
             raise LandmarkFileError(path, f"landmark ID {landmark_id} already given on line {seen[landmark_id]}", line_no)
-        seen[landmark_id] = line_no
-        try:
-            landmarks.append(Landmark(landmark_id, position, covariance))
-        except LandmarkFileError as exc:
-            raise LandmarkFileError(path, exc.reason, line_no) from None
+        seen.setdefault(landmark_id, line_no)
+        if strict:
+            try:
+                landmarks.append(Landmark(landmark_id, position, covariance))
+            except LandmarkFileError as exc:
+                raise LandmarkFileError(path, exc.reason, line_no) from None
+        else:
+            landmarks.append(_unchecked_landmark(landmark_id, position, covariance))
     return landmarks
 
 
-def read_landmarks(path: PathLike) -> List[Landmark]:
-    """Read a landmark CSV file."""
-    return parse_landmarks(read_text(path, LandmarkFileError), path)
+def _unchecked_landmark(landmark_id: int, position: Tuple[float, float, float], covariance: Optional[Tuple[float, ...]]) -> Landmark:
+    """A landmark whose covariance is kept as read, even when invalid (for the validator)."""
+    landmark = Landmark(landmark_id, position)
+    if covariance is not None:
+        object.__setattr__(landmark, "covariance", tuple(covariance))
+    return landmark
+
+
+def read_landmarks(path: PathLike, strict: bool = True) -> List[Landmark]:
+    """Read a landmark CSV file (see :func:`parse_landmarks`)."""
+    return parse_landmarks(read_text(path, LandmarkFileError), path, strict)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,64 @@
+"""NIfTI reading and writing: geometry, voxel types, NaN, the raw header reader against nibabel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+import gallery
+from visceral.imageio import read_geometry, read_nifti_header, read_nifti_voxels, read_volume, smallest_label_dtype, write_volume
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.float32, np.float64])
+def test_round_trip_keeps_type_values_and_grid(tmp_path: Path, dtype) -> None:
+    rng = np.random.default_rng(3)
+    array = (rng.uniform(0, 200, size=tuple(reversed(gallery.GEOMETRY.shape)))).astype(dtype)
+    path = write_volume(tmp_path / "v.nii.gz", array, gallery.GEOMETRY)
+    values, geometry = read_volume(path)
+    assert values.dtype == np.dtype(dtype) and np.array_equal(values, array)
+    assert geometry.same_grid(gallery.GEOMETRY, 1e-4)
+    # SimpleITK reads the same voxels in the same [k, j, i] order.
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), array)
+
+
+def test_nan_survives_where_simpleitk_hides_it(tmp_path: Path) -> None:
+    array = np.zeros(tuple(reversed(gallery.GEOMETRY.shape)), np.float32)
+    array[1, 2, 3] = np.nan
+    path = write_volume(tmp_path / "nan.nii", array, gallery.GEOMETRY)
+    assert np.isnan(read_nifti_voxels(path)).sum() == 1
+    assert np.isnan(read_volume(path)[0]).sum() == 1
+    # The trap this guards against (SimpleITK 2.5): NaN comes back as 0.
+    assert np.isnan(sitk.GetArrayFromImage(sitk.ReadImage(str(path)))).sum() == 0
+
+
+def test_raw_header_matches_nibabel(tmp_path: Path) -> None:
+    nibabel = pytest.importorskip("nibabel")
+    path = write_volume(tmp_path / "h.nii.gz", np.zeros(tuple(reversed(gallery.GEOMETRY.shape)), np.uint16), gallery.GEOMETRY)
+    ours = read_nifti_header(path)
+    theirs = nibabel.load(str(path)).header
+    assert ours.shape == tuple(theirs.get_data_shape())
+    assert (ours.qform_code, ours.sform_code) == (int(theirs["qform_code"]), int(theirs["sform_code"]))
+    assert np.allclose(ours.qform, theirs.get_qform(), atol=1e-4)
+    assert np.allclose(ours.sform, theirs.get_sform(), atol=1e-4)
+    assert np.allclose(ours.sform, gallery.GEOMETRY.ijk_to_ras_matrix(), atol=1e-4)
+    assert ours.descrip == "" or "ITK" in ours.descrip or ours.descrip.isprintable()
+
+
+def test_unreadable_files_are_clear_errors(tmp_path: Path) -> None:
+    from visceral.errors import FileFormatError
+
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(b"garbage")
+    for reader in (read_geometry, read_nifti_header, read_volume):
+        with pytest.raises(FileFormatError) as info:
+            reader(bad)
+        assert str(bad) in str(info.value)
+
+
+def test_smallest_label_dtype() -> None:
+    assert smallest_label_dtype(255) == np.uint8
+    assert smallest_label_dtype(40358) == np.uint16
+    assert smallest_label_dtype(70000) == np.uint32

@@ -1,0 +1,352 @@
+"""Region annotations (seed section 3.1): label volumes + label tables, and uncertainty volumes.
+
+- A *region annotation* is one NIfTI label volume on the image's exact grid plus
+  a CSV ``structure,label`` beside it (same name, ``.csv``).  Label values come
+  from the structure registry (default: the RadLex ID), never from the order in
+  which structures are given.  Overlapping structures cannot share one label
+  volume: that is an error naming the pairs and voxel counts (write per-structure
+  volumes instead).
+- With uncertainty, each structure is its own float32 volume
+  ``..._regionannotation_label<L>_<A>.nii.gz`` with values in [0, 1].
+
+Arrays are ``[k, j, i]`` (see :mod:`visceral.imageio`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from visceral.conventions.frames import ImageGeometry
+from visceral.conventions.labels import LabelTable, Structure, StructureRegistry, default_registry, read_label_table, write_label_table
+from visceral.conventions.names import FileKind, VisceralName, parse_name
+from visceral.errors import GeometryError, InvalidNameError, VisceralError
+from visceral.imageio import read_geometry, read_volume, smallest_label_dtype, write_volume
+
+PathLike = Union[str, Path]
+
+__all__ = [
+    "OverlapError",
+    "GridMismatchError",
+    "RegionAnnotation",
+    "find_overlaps",
+    "export_region_annotation",
+    "export_uncertainty_volumes",
+    "read_region_annotation",
+    "read_uncertainty_volumes",
+    "probability_to_mask",
+    "mask_to_probability",
+    "label_table_path",
+    "PROBABILITY_THRESHOLD",
+]
+
+#: A voxel belongs to the structure when its probability is at least this (as likely present as absent).
+PROBABILITY_THRESHOLD = 0.5
+
+
+class OverlapError(VisceralError):
+    """Structures overlap, so they cannot share one label volume.
+
+    Attributes:
+        overlaps: ``(structure a, structure b, voxel count)`` for every overlapping pair.
+    """
+
+    def __init__(self, overlaps: Sequence[Tuple[str, str, int]]) -> None:
+        self.overlaps = list(overlaps)
+        pairs = "; ".join(f"{a} and {b}: {n} voxels" for a, b, n in self.overlaps)
+        super().__init__(f"structures overlap ({pairs}); a label volume holds one structure per voxel, export per-structure volumes instead")
+
+
+class GridMismatchError(VisceralError):
+    """An annotation volume is not on its image's voxel grid."""
+
+
+def label_table_path(volume_path: PathLike) -> Path:
+    """The label table CSV beside a region annotation volume (same name, ``.csv``)."""
+    path = Path(volume_path)
+    name = path.name
+    for ext in (".nii.gz", ".nii"):
+        if name.endswith(ext):
+            return path.with_name(name[: -len(ext)] + ".csv")
+    raise InvalidNameError(name, "a region annotation volume ends in .nii.gz or .nii")
+
+
+def _resolve(masks: Mapping[str, np.ndarray], registry: StructureRegistry) -> Dict[Structure, np.ndarray]:
+    """Map input names to registry structures; two names for one structure are an error."""
+    out: Dict[Structure, np.ndarray] = {}
+    given: Dict[Structure, str] = {}
+    for name, mask in masks.items():
+        structure = registry.lookup(name)
+        if structure in out:
+            raise VisceralError(f"{given[structure]!r} and {name!r} are the same structure ({structure.name})")
+        out[structure] = np.asarray(mask)
+        given[structure] = name
+    return out
+
+
+def _check_shape(name: str, array: np.ndarray, geometry: ImageGeometry) -> None:
+    expected = tuple(reversed(geometry.shape))
+    if array.shape != expected:
+        raise GridMismatchError(f"{name}: array shape {array.shape} (k, j, i) differs from the reference grid {expected}")
+
+
+def find_overlaps(masks: Mapping[str, np.ndarray]) -> List[Tuple[str, str, int]]:
+    """Every pair of masks sharing voxels, with the shared voxel count (pairs in input order).
+
+    Costs one pass per mask over the volume; pairs are then counted on the shared voxels only.
+    """
+    names = list(masks)
+    if len(names) < 2:
+        return []
+    coverage = np.zeros(np.asarray(masks[names[0]]).shape, dtype=np.uint16)
+    for name in names:
+        coverage += np.asarray(masks[name]).astype(bool, copy=False)
+    shared = np.flatnonzero(coverage >= 2)
+    if shared.size == 0:
+        return []
+    on_shared = [np.asarray(masks[name]).astype(bool, copy=False).ravel()[shared] for name in names]
+    result = []
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            n = int(np.count_nonzero(on_shared[a] & on_shared[b]))
+            if n:
+                result.append((names[a], names[b], n))
+    return result
+
+
+@dataclass
+class RegionAnnotation:
+    """A region annotation read back: grid, label table, label volume and what did not match.
+
+    Attributes:
+        geometry: the volume's voxel grid.
+        table: the label table (structure names as written in the CSV).
+        labels: label volume ``[k, j, i]``.
+        labels_missing_from_table: values present in the volume but not in the CSV.
+        structures_missing_from_volume: CSV structures whose label does not occur in the volume.
+    """
+
+    geometry: ImageGeometry
+    table: LabelTable
+    labels: np.ndarray
+    labels_missing_from_table: List[int] = field(default_factory=list)
+    structures_missing_from_volume: List[str] = field(default_factory=list)
+
+    def masks(self) -> Dict[str, np.ndarray]:
+        """One boolean mask per structure of the table."""
+        return {name: self.labels == value for name, value in self.table.entries}
+
+
+def export_region_annotation(
+    masks: Mapping[str, np.ndarray],
+    geometry: ImageGeometry,
+    volume_path: PathLike,
+    registry: Optional[StructureRegistry] = None,
+    compact: bool = False,
+) -> LabelTable:
+    """Write a multi-label region annotation and its label table.
+
+    Args:
+        masks: structure name (any registry spelling) -> binary mask ``[k, j, i]`` on ``geometry``.
+        geometry: the image's grid; the volume is written on exactly this grid.
+        volume_path: ``..._regionannotation_<A>.nii.gz``; the table goes to the same name with ``.csv``.
+        registry: structure registry (default: the shipped one).
+        compact: label values 1..N instead of RadLex IDs.
+
+    Returns:
+        The label table written (canonical registry names).
+
+    Raises:
+        UnknownStructureError, GridMismatchError, OverlapError: nothing is written then.
+    """
+    registry = registry or default_registry()
+    resolved = _resolve(masks, registry)
+    for structure, mask in resolved.items():
+        _check_shape(structure.name, mask, geometry)
+        if mask.dtype != np.bool_ and not np.isin(np.unique(mask), (0, 1)).all():
+            raise VisceralError(f"{structure.name}: a label-volume mask must be binary (0/1); use uncertainty volumes for probabilities")
+    by_name = {s.name: m.astype(bool, copy=False) for s, m in resolved.items()}
+    overlaps = find_overlaps(by_name)
+    if overlaps:
+        raise OverlapError(overlaps)
+    table = LabelTable.for_structures(list(resolved), registry, compact=compact)
+    values = table.as_dict()
+    labels = np.zeros(tuple(reversed(geometry.shape)), dtype=smallest_label_dtype(max(values.values(), default=0)))
+    for name, mask in by_name.items():
+        labels[mask] = values[name]
+    volume_path = Path(volume_path)
+    write_volume(volume_path, labels, geometry)
+    write_label_table(label_table_path(volume_path), table)
+    return table
+
+
+def _check_probability(name: str, values: np.ndarray) -> np.ndarray:
+    if values.dtype == np.bool_:
+        return values.astype(np.float32)
+    arr = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise VisceralError(f"{name}: uncertainty values must be finite")
+    low, high = float(arr.min(initial=0.0)), float(arr.max(initial=0.0))
+    if low < 0.0 or high > 1.0:
+        raise VisceralError(f"{name}: uncertainty values must lie in [0, 1], found [{low:g}, {high:g}]")
+    return arr.astype(np.float32)
+
+
+def export_uncertainty_volumes(
+    probabilities: Mapping[str, np.ndarray],
+    geometry: ImageGeometry,
+    annotation: VisceralName,
+    folder: PathLike,
+    registry: Optional[StructureRegistry] = None,
+    compact: bool = False,
+) -> Dict[str, Path]:
+    """Write one float32 volume per structure with values in [0, 1] (seed 3.1, uncertainty).
+
+    Args:
+        probabilities: structure name -> probability (or binary mask, written as exactly 0/1) ``[k, j, i]``.
+        geometry: the image's grid.
+        annotation: the region annotation's name (``..._regionannotation_<A>``); each file is
+            ``annotation.with_label(<label>)``.
+        folder: output folder.
+        compact: label values 1..N instead of RadLex IDs; then the label table is written too
+            (``annotation`` with ``.csv``) since the file names alone no longer identify structures.
+
+    Returns:
+        structure name -> written path.  All values are checked before anything is written.
+    """
+    if annotation.kind not in (FileKind.REGION, FileKind.REGION_LABEL):
+        raise InvalidNameError(annotation.format(), "uncertainty volumes belong to a region annotation")
+    registry = registry or default_registry()
+    resolved = _resolve(probabilities, registry)
+    checked = {}
+    for structure, values in resolved.items():
+        _check_shape(structure.name, values, geometry)
+        checked[structure.name] = _check_probability(structure.name, values)
+    table = LabelTable.for_structures(list(resolved), registry, compact=compact)
+    base = VisceralName(annotation.subject, annotation.acquisition, annotation.modality, FileKind.REGION, annotation.annotator,
+                        body_region=annotation.body_region, extension=".nii.gz")
+    folder = Path(folder)
+    written: Dict[str, Path] = {}
+    for name, value in table.entries:
+        path = folder / base.with_label(value).format()
+        write_volume(path, checked[name], geometry)
+        written[name] = path
+    if compact:
+        write_label_table(folder / base.with_extension(".csv").format(), table)
+    return written
+
+
+def _check_grid(path: PathLike, geometry: ImageGeometry, reference: Optional[ImageGeometry], tolerance_mm: float) -> None:
+    if reference is not None and not geometry.same_grid(reference, tolerance_mm):
+        raise GridMismatchError(
+            f"{path}: voxel grid differs from its image (shape {geometry.shape} vs {reference.shape}, "
+            f"spacing {tuple(round(s, 6) for s in geometry.spacing_mm)} vs {tuple(round(s, 6) for s in reference.spacing_mm)}, "
+            f"origin {tuple(round(o, 4) for o in geometry.origin_lps)} vs {tuple(round(o, 4) for o in reference.origin_lps)})"
+        )
+
+
+def read_region_annotation(
+    volume_path: PathLike,
+    table_path: Optional[PathLike] = None,
+    reference: Optional[ImageGeometry] = None,
+    tolerance_mm: float = 1e-3,
+) -> RegionAnnotation:
+    """Read a multi-label region annotation and its label table.
+
+    Args:
+        volume_path: the label volume.
+        table_path: its CSV (default: beside it, same name ``.csv``).
+        reference: the image grid; a volume on another grid is refused.
+        tolerance_mm: how far a voxel may be from its place on the reference grid.
+
+    Raises:
+        GridMismatchError: the grid differs from ``reference``.
+        FileFormatError, LabelTableError: unreadable files.
+    """
+    table = read_label_table(table_path or label_table_path(volume_path))
+    _check_grid(volume_path, read_geometry(volume_path), reference, tolerance_mm)
+    labels, geometry = read_volume(volume_path)
+    if labels.dtype.kind == "f":
+        if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
+            raise VisceralError(f"{volume_path}: a label volume must hold integer values")
+        labels = labels.astype(np.int64)
+    present = {int(v) for v in np.unique(labels) if v != 0}
+    listed = set(table.labels())
+    return RegionAnnotation(
+        geometry,
+        table,
+        labels,
+        labels_missing_from_table=sorted(present - listed),
+        structures_missing_from_volume=[n for n, v in table.entries if v not in present],
+    )
+
+
+def read_uncertainty_volumes(
+    folder: PathLike,
+    annotation: VisceralName,
+    reference: Optional[ImageGeometry] = None,
+    registry: Optional[StructureRegistry] = None,
+    tolerance_mm: float = 1e-3,
+) -> Tuple[Dict[str, np.ndarray], Optional[ImageGeometry]]:
+    """Read every per-structure volume of ``annotation`` found in ``folder``.
+
+    The label in each file name is mapped to a structure through the annotation's
+    label table when there is one (``..._regionannotation_<A>.csv``), else as a RadLex ID.
+
+    Returns:
+        structure name -> float32 values, and the common grid (``None`` when nothing was found).
+
+    Raises:
+        GridMismatchError: a volume is off ``reference`` or off the others' grid.
+        VisceralError: values outside [0, 1].
+    """
+    registry = registry or default_registry()
+    folder = Path(folder)
+    table_file = folder / VisceralName(annotation.subject, annotation.acquisition, annotation.modality, FileKind.REGION,
+                                       annotation.annotator, body_region=annotation.body_region, extension=".csv").format()
+    by_label: Dict[int, str] = {}
+    if table_file.is_file():
+        by_label = {v: n for n, v in read_label_table(table_file).entries}
+    found: Dict[str, np.ndarray] = {}
+    grid = reference
+    for path in sorted(folder.iterdir()):
+        try:
+            name = parse_name(path.name)
+        except InvalidNameError:
+            continue
+        same = (name.subject, name.acquisition, name.modality, name.annotator) == (
+            annotation.subject, annotation.acquisition, annotation.modality, annotation.annotator)
+        if not (same and name.kind is FileKind.REGION_LABEL and name.is_volume):
+            continue
+        structure = by_label.get(name.label) if by_label else registry.by_radlex_id(name.label).name
+        if structure is None:
+            raise VisceralError(f"{path}: label {name.label} is not in {table_file.name}")
+        geometry = read_geometry(path)
+        _check_grid(path, geometry, grid, tolerance_mm)
+        grid = grid or geometry
+        values, _ = read_volume(path)
+        found[structure] = _check_probability(str(path), values)
+    return found, grid
+
+
+def probability_to_mask(probability: np.ndarray, threshold: float = PROBABILITY_THRESHOLD) -> np.ndarray:
+    """Binary mask of a probability volume: ``probability >= threshold`` (default 0.5)."""
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], not {threshold}")
+    return np.asarray(probability) >= threshold
+
+
+def mask_to_probability(mask: np.ndarray) -> np.ndarray:
+    """Probability volume of a binary mask: exactly 0.0 and 1.0, float32."""
+    return np.asarray(mask).astype(bool).astype(np.float32)
+
+
+def check_same_grid(path: PathLike, geometry: ImageGeometry, reference: ImageGeometry, tolerance_mm: float = 1e-3) -> None:
+    """Raise :class:`GridMismatchError` when ``geometry`` is not ``reference``'s grid."""
+    try:
+        _check_grid(path, geometry, reference, tolerance_mm)
+    except GeometryError as exc:  # pragma: no cover - defensive
+        raise GridMismatchError(str(exc)) from None
