@@ -112,6 +112,28 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
+def _cmd_deidentify(args: argparse.Namespace) -> int:
+    """De-identify a DICOM tree; exit 1 when any file was refused or failed."""
+    from visceral.deid import deidentify
+    from visceral.progress import ProgressBar
+
+    report = deidentify(
+        args.input, args.output, profile=args.profile, key_file=args.key_file, linkage_file=args.linkage,
+        report_dir=args.report_dir, jobs=args.jobs, conformance=args.conformance,
+        progress=None if args.quiet else ProgressBar(),
+    )
+    for f in report.files:
+        if f.fate in ("refused", "failed", "skipped", "dropped"):
+            print(f"{f.fate}: {f.source}: {f.reason}")
+    fates = report.fates()
+    print(", ".join(f"{n} {fate}" for fate, n in fates.items()) + f"; leak scan: {report.leak_count()} hit(s)")
+    print(f"release: {report.output}")
+    print(f"private (key, linkage table, reports; keep it away from the release): {report.private_dir}")
+    if report.key_created:
+        print("a new secret key was created; keep it to re-run or extend this release with the same pseudonyms and UIDs")
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``visceral`` command."""
     parser = argparse.ArgumentParser(prog="visceral", description="VISCERAL data-format conventions toolkit.")
@@ -123,6 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("names", help="parse file names and show their tokens")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.set_defaults(func=_cmd_names)
+    p = sub.add_parser("deidentify", help="de-identify a DICOM tree into a release folder (QA gate on)")
+    p.add_argument("input", metavar="INPUT", help="folder of DICOM files (any names; never modified)")
+    p.add_argument("output", metavar="OUTPUT", help="release folder")
+    p.add_argument("--profile", metavar="FILE", help="de-identification profile (JSON); default: the VISCERAL profile")
+    p.add_argument("--key-file", metavar="FILE", help="secret key (created if missing); default OUTPUT.private/key.hex")
+    p.add_argument("--linkage", metavar="FILE", help="linkage table original patient -> subject; default OUTPUT.private/linkage.csv")
+    p.add_argument("--report-dir", metavar="DIR", help="where the audit reports go; default OUTPUT.private")
+    p.add_argument("--conformance", choices=("all", "sample", "off"), default="all",
+                   help="dciodvfy check of every file (all), of the first file of each series (sample), or none")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_deidentify)
     p = sub.add_parser("validate", help="check a data set against the conventions")
     p.add_argument("dataset", metavar="DATASET", help="data-set folder")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")

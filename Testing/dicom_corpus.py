@@ -1,0 +1,277 @@
+"""Generated DICOM test data: CT/MR series with realistic headers and planted sentinel values.
+
+:func:`write_series` writes a multi-slice CT or MR series (pydicom, Explicit VR Little Endian)
+whose geometry is fully controlled (orientation, spacing, slice positions), for conversion tests.
+:func:`plant_sentinels` puts a unique, recognisable value into every attribute of PS3.15 Annex E
+that its VR allows, into nested sequences and into private blocks, and returns every planted
+value: after de-identification none of them may appear anywhere in the output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pydicom
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from visceral.deid.tables import annex_e
+
+CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+SC_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
+UID_PREFIX = "1.2.826.0.1.3680043.10.543."
+
+# Attributes the generator sets itself (structure, identity, kept characteristics): not planted.
+_NOT_PLANTED = {
+    "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID", "PatientID", "PatientName",
+    "PatientSex", "PatientAge", "PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate",
+    "StudyTime", "SeriesTime", "AcquisitionTime", "ContentTime", "MediaStorageSOPInstanceUID", "ImagePositionPatient",
+    "ImageOrientationPatient", "InstanceCreatorUID", "SpecificCharacterSet", "TimezoneOffsetFromUTC", "IssuerOfPatientID",
+}
+_PLANTABLE_VRS = {"PN", "LO", "SH", "LT", "ST", "UT", "UC", "CS", "DA", "DT", "UI", "AE", "UR"}
+
+
+@dataclass
+class Patient:
+    """An original patient with identifying data."""
+
+    patient_id: str
+    name: str
+    birth_date: str
+    sex: str = "F"
+    age: Optional[str] = "061Y"
+
+
+@dataclass
+class SeriesSpec:
+    """A series to generate (geometry in DICOM LPS)."""
+
+    modality: str = "CT"
+    rows: int = 16
+    columns: int = 20
+    slices: int = 4
+    pixel_spacing: Tuple[float, float] = (0.7, 0.8)  # row spacing, column spacing (mm)
+    slice_spacing: float = 2.5
+    orientation: Tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # row direction, column direction (LPS)
+    origin: Tuple[float, float, float] = (-100.0, -80.0, 50.0)
+    series_number: int = 3
+    study_date: str = "20190412"
+    study_uid: Optional[str] = None
+    series_uid: Optional[str] = None
+    frame_uid: Optional[str] = None
+    echo_time: Optional[float] = None
+    slice_positions: Optional[Sequence[Tuple[float, float, float]]] = None  # overrides origin/slice_spacing
+    rescale: Tuple[float, float] = (1.0, -1024.0)  # slope, intercept (CT)
+    series_description: str = "Thorax Abdomen KM 1.5 B30f"
+    study_description: str = "CT THORAX ABDOMEN mit KM"
+    seed: int = 0
+
+
+@dataclass
+class Written:
+    """What :func:`write_series` produced."""
+
+    paths: List[Path] = field(default_factory=list)
+    voxels: Optional[np.ndarray] = None  # stored values [k, j, i] in slice order
+    sentinels: List[str] = field(default_factory=list)
+
+
+def _normal(orientation: Sequence[float]) -> np.ndarray:
+    row, col = np.array(orientation[:3]), np.array(orientation[3:])
+    return np.cross(row, col)
+
+
+def base_dataset(patient: Patient, spec: SeriesSpec, index: int, position: Sequence[float], study_uid: str, series_uid: str, frame_uid: str) -> Dataset:
+    """One image of the series with the Type 1/2 attributes of the CT/MR Image IODs."""
+    sop_class = CT_STORAGE if spec.modality == "CT" else MR_STORAGE
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.ImplementationClassUID = UID_PREFIX + "1"
+    ds.file_meta.SourceApplicationEntityTitle = "HOSP_PACS_AE"
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = generate_uid(prefix=UID_PREFIX)
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = patient.name, patient.patient_id, patient.birth_date, patient.sex
+    if patient.age:
+        ds.PatientAge = patient.age
+    ds.PatientWeight, ds.PatientSize = "81", "1.83"
+    ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = spec.study_date
+    ds.StudyTime, ds.SeriesTime, ds.AcquisitionTime, ds.ContentTime = "101500", "102000", "102010", "102011"
+    ds.AccessionNumber = f"A{patient.patient_id}"[:16]
+    ds.ReferringPhysicianName = "Referrer^Rita^^Dr."
+    ds.StudyID = "4711"
+    ds.StudyDescription = spec.study_description
+    ds.SeriesDescription = spec.series_description
+    ds.Modality = spec.modality
+    ds.Manufacturer = "GenericVendor"
+    ds.InstitutionName = "St. Example Hospital"
+    ds.InstitutionAddress = "1 Example Road, Exampletown"
+    ds.StationName = "CTROOM7"
+    ds.DeviceSerialNumber = "SN-998877"
+    ds.OperatorsName = "Operator^Otto"
+    ds.ProtocolName = "THORAX_ABD_KM_VENOUS"
+    ds.SeriesNumber = spec.series_number
+    ds.InstanceNumber = index + 1
+    ds.AcquisitionNumber = 1
+    ds.PatientPosition = "FFS" if spec.modality == "CT" else "HFS"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.ImagePositionPatient = [f"{v:.6g}" for v in position]
+    ds.ImageOrientationPatient = [f"{v:.6g}" for v in spec.orientation]
+    ds.PositionReferenceIndicator = ""
+    ds.SliceThickness = f"{spec.slice_spacing:g}"
+    ds.PixelSpacing = [f"{spec.pixel_spacing[0]:g}", f"{spec.pixel_spacing[1]:g}"]
+    ds.SliceLocation = f"{float(np.dot(position, _normal(spec.orientation))):.6g}"
+    ds.Laterality = None
+    ds.Rows, ds.Columns = spec.rows, spec.columns
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = 1 if spec.modality == "CT" else 0
+    ds.BurnedInAnnotation = "NO"
+    if spec.modality == "CT":
+        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = f"{spec.rescale[0]:g}", f"{spec.rescale[1]:g}", "HU"
+        ds.KVP = "120"
+        ds.ScanOptions = "HELICAL_CT"
+        ds.ConvolutionKernel = "B30f"
+    else:
+        ds.ScanningSequence, ds.SequenceVariant, ds.ScanOptions = "SE", "NONE", "PFP"
+        ds.MRAcquisitionType = "2D"
+        ds.RepetitionTime, ds.EchoTime, ds.EchoTrainLength = "500", f"{spec.echo_time or 15:g}", "1"
+        ds.MagneticFieldStrength = "1.5"
+        ds.ImagedNucleus = "1H"
+    return ds
+
+
+def write_series(folder: Path, patient: Patient, spec: SeriesSpec, plant: bool = False, name_prefix: str = "IMG") -> Written:
+    """Write the series into ``folder``; returns paths, stored voxels and planted sentinels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(spec.seed)
+    study_uid = spec.study_uid or generate_uid(prefix=UID_PREFIX)
+    series_uid = spec.series_uid or generate_uid(prefix=UID_PREFIX)
+    frame_uid = spec.frame_uid or generate_uid(prefix=UID_PREFIX)
+    if spec.slice_positions is not None:
+        positions = [np.array(p, dtype=float) for p in spec.slice_positions]
+    else:
+        normal = _normal(spec.orientation)
+        positions = [np.array(spec.origin) + k * spec.slice_spacing * normal for k in range(spec.slices)]
+    dtype = np.int16 if spec.modality == "CT" else np.uint16
+    low, high = (-200, 1800) if spec.modality == "CT" else (0, 4000)
+    voxels = rng.integers(low, high, size=(len(positions), spec.rows, spec.columns)).astype(dtype)
+    out = Written(voxels=voxels)
+    for k, position in enumerate(positions):
+        ds = base_dataset(patient, spec, k, position, study_uid, series_uid, frame_uid)
+        if plant:
+            out.sentinels += plant_sentinels(ds, f"{spec.series_number}{k:02d}")
+        ds.PixelData = voxels[k].tobytes()
+        path = folder / f"{name_prefix}{spec.series_number:02d}{k:04d}.dcm"
+        ds.save_as(str(path), enforce_file_format=True)
+        out.paths.append(path)
+    out.sentinels += [patient.patient_id, patient.name, patient.birth_date, study_uid, series_uid, frame_uid]
+    return out
+
+
+def _sentinel(vr: str, n: int, stamp: str) -> Optional[str]:
+    tag = f"S{stamp}X{n:03d}"  # e.g. S300X017: unique, never produced by any de-identification
+    if vr == "PN":
+        return f"{tag}^Person"
+    if vr in ("LO", "SH", "LT", "ST", "UT", "UC", "AE"):
+        return tag
+    if vr == "CS":
+        return tag.upper()
+    if vr in ("DA", "DT"):
+        # Each stamp's dates lie in one year, 25 years from any other stamp's: a shifted date
+        # (at most 10 years) can never equal another planted date.
+        date = dt.date(1700 + 25 * (int(stamp) % 97), 1, 1) + dt.timedelta(days=n % 365)
+        return date.strftime("%Y%m%d") + ("101010" if vr == "DT" else "")
+    if vr == "UI":
+        return f"{UID_PREFIX}9{int(stamp)}.{n + 1}"
+    if vr == "UR":
+        return f"http://{tag.lower()}.example.org/"
+    return None
+
+
+def plant_sentinels(ds: Dataset, stamp: str) -> List[str]:
+    """Plant a unique value in every plantable Annex E attribute, in sequences and private blocks."""
+    planted: List[str] = []
+    exact, _ = annex_e()
+    n = 0
+    for tag, rule in sorted(exact.items()):
+        keyword = rule.keyword
+        if not keyword or keyword in _NOT_PLANTED or (tag >> 16) in (0x0000, 0x0002):
+            continue
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            continue
+        if vr not in _PLANTABLE_VRS:
+            continue
+        value = _sentinel(vr, n, stamp)
+        n += 1
+        if value is None:
+            continue
+        setattr(ds, keyword, value)
+        planted.append(value)
+    # Nested: a referenced image and a request, each with identifying values inside.
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = CT_STORAGE
+    ref.ReferencedSOPInstanceUID = f"{UID_PREFIX}8{stamp}.1"
+    ds.ReferencedImageSequence = DicomSequence([ref])
+    request = Dataset()
+    request.AccessionNumber = f"S{stamp}NESTACC"
+    request.RequestingPhysician = f"S{stamp}NESTDOC^Doc"
+    request.StudyInstanceUID = f"{UID_PREFIX}7{stamp}.1"
+    request.ScheduledProcedureStepDescription = f"S{stamp}NESTDESC"
+    ds.RequestAttributesSequence = DicomSequence([request])
+    planted += [ref.ReferencedSOPInstanceUID, request.AccessionNumber, f"S{stamp}NESTDOC", request.StudyInstanceUID, request.ScheduledProcedureStepDescription]
+    # Private block with a text value and a private sequence.
+    block = ds.private_block(0x0029, "SNTL PRIVATE CREATOR", create=True)
+    block.add_new(0x10, "LO", f"S{stamp}PRIVLO")
+    inner = Dataset()
+    inner.add_new(0x00291010, "LO", f"S{stamp}PRIVNEST")
+    block.add_new(0x11, "SQ", DicomSequence([inner]))
+    planted += [f"S{stamp}PRIVLO", f"S{stamp}PRIVNEST", "SNTL PRIVATE CREATOR"]
+    return planted
+
+
+def write_secondary_capture(path: Path, patient: Patient) -> Path:
+    """A secondary capture image (a class the seed lists as removable)."""
+    ds = base_dataset(patient, SeriesSpec(), 0, (0, 0, 0), generate_uid(prefix=UID_PREFIX), generate_uid(prefix=UID_PREFIX), generate_uid(prefix=UID_PREFIX))
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = SC_STORAGE
+    ds.Modality = "OT"
+    ds.PixelData = np.zeros((16, 20), np.int16).tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+    return path
+
+
+def variant(src: Path, dst: Path, **changes: object) -> Path:
+    """A copy of DICOM file ``src`` with attributes (or ``TransferSyntaxUID``) changed."""
+    ds = pydicom.dcmread(str(src))
+    for keyword, value in changes.items():
+        if keyword == "TransferSyntaxUID":
+            ds.file_meta.TransferSyntaxUID = value
+        else:
+            setattr(ds, keyword, value)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(prefix=UID_PREFIX)
+    ds.save_as(str(dst), enforce_file_format=False)
+    return dst
+
+
+def pydicom_test_file(name: str) -> Path:
+    """A file shipped inside pydicom's package (no download)."""
+    return Path(pydicom.data.__file__).parent / "test_files" / name
+
+
+def sentinel_values(written: Sequence[Written]) -> Dict[str, None]:
+    """All planted values of several series (order kept, duplicates dropped)."""
+    return dict.fromkeys(v for w in written for v in w.sentinels)

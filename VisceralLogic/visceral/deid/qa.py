@@ -1,0 +1,188 @@
+"""The QA gate before release (seed section 2): conformance and data protection.
+
+1. **Conformance** -- ``dciodvfy`` (Debian's dicom3tools) checks the output file against its
+   IOD; the de-identified file must show no error that its input did not already have.  Where the
+   Annex E action left the IOD unsatisfied (a dummy Type 1C attribute whose condition no longer
+   holds, a removed attribute that is Type 1/2 in this IOD), the validator's own error names the
+   attribute and :func:`repair_targets` says how to fix it; the pipeline repairs and checks again.
+2. **Data protection** -- a leak scan looks for every original value the de-identification
+   removed or changed (names and their parts, IDs, dates, UIDs, addresses, free text, private
+   values) in the output.  Identity values (patient, staff, dates, UIDs, private values) are searched
+   in every byte of the file (6 characters or more), of the header (4 or more) and in every decoded
+   value, nested and meta included (case-insensitive substrings of 4 or more; whole values of 2 or
+   more).  Descriptive values (descriptions, institution and device, other) are searched in the
+   decoded values of the attributes Annex E lists -- a kept attribute such as Manufacturer may share
+   text with a removed Institution Name by design.  Any hit fails the file.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from visceral.deid.tables import rule_for
+
+PathLike = Union[str, Path]
+
+__all__ = ["dciodvfy_path", "conformance_errors", "added_errors", "new_conformance_errors", "repair_targets", "leak_scan", "Leak"]
+
+#: Shortest original value searched in the whole file (pixel data included): shorter runs occur by chance.
+MIN_FILE_SCAN = 6
+#: Shortest original value searched in the header bytes and as a substring of decoded values.
+MIN_HEADER_SCAN = 4
+#: Shortest original value that must not be any decoded value in full.
+MIN_WHOLE_VALUE = 2
+
+
+def dciodvfy_path() -> Optional[str]:
+    """Path of ``dciodvfy`` or ``None``."""
+    return shutil.which("dciodvfy")
+
+
+_QUOTED = re.compile(r'"[^"]*"|<[^<>]*=[^<>]*>')
+_NUMBERS = re.compile(r"\b\d+(\.\d+)*\b")
+
+
+def _normalize(line: str) -> str:
+    """An error line without the values it quotes, so input and output errors compare."""
+    return _NUMBERS.sub("#", _QUOTED.sub('"…"', line.strip()))
+
+
+def conformance_errors(path: PathLike, timeout_s: float = 120.0) -> List[str]:
+    """The ``Error`` lines ``dciodvfy`` prints for ``path`` (as printed).
+
+    Raises:
+        FileNotFoundError: dciodvfy is not installed.
+    """
+    tool = dciodvfy_path()
+    if tool is None:
+        raise FileNotFoundError("dciodvfy (Debian package dicom3tools) is not installed")
+    result = subprocess.run([tool, str(path)], capture_output=True, text=True, errors="replace", timeout=timeout_s)
+    lines = (result.stdout + "\n" + result.stderr).splitlines()
+    return [line.strip() for line in lines if line.startswith("Error")]
+
+
+def added_errors(before: List[str], after: List[str]) -> List[str]:
+    """The lines of ``after`` that ``before`` does not have as often (values in the lines ignored)."""
+    remaining = Counter(_normalize(line) for line in before)
+    added = []
+    for line in after:
+        key = _normalize(line)
+        if remaining[key] > 0:
+            remaining[key] -= 1
+        else:
+            added.append(line)
+    return added
+
+
+def new_conformance_errors(input_path: PathLike, output_path: PathLike) -> List[str]:
+    """Errors ``dciodvfy`` reports for the output but not (as often) for the input."""
+    return added_errors(conformance_errors(input_path), conformance_errors(output_path))
+
+
+_ELEMENT = re.compile(r"Element=<(\w+)>")
+
+
+def repair_targets(errors: List[str]) -> Tuple[List[str], List[Tuple[str, int]]]:
+    """Keywords to delete and (keyword, type) to restore, from dciodvfy error lines.
+
+    The Annex E table cannot say whether an attribute is Type 1, 2 or 3 in the object's IOD; the
+    validator can.  ``Attribute present when condition unsatisfied`` -> the attribute (given a dummy
+    value) must go; ``Missing attribute``/``Missing value`` of a Type 1 or 2 element -> it must be
+    present (Type 2: empty; Type 1: a dummy value).
+    """
+    delete, restore = [], []
+    for line in errors:
+        match = _ELEMENT.search(line)
+        if not match:
+            continue
+        keyword = match.group(1)
+        if "present when condition unsatisfied" in line or "may not be present" in line:
+            delete.append(keyword)
+        elif "Missing attribute" in line or "Missing value" in line or "Empty attribute" in line:
+            kind = 1 if re.search(r"Type 1C? ", line) else 2
+            restore.append((keyword, kind))
+    return delete, restore
+@dataclass(frozen=True)
+class Leak:
+    """One original value found in an output file; ``where`` never repeats the value itself."""
+
+    masked_value: str
+    where: str
+
+
+def _mask(value: str) -> str:
+    return value[0] + "*" * max(0, len(value) - 2) + (value[-1] if len(value) > 1 else "") + f" ({len(value)} chars)"
+
+
+def _decoded_values(ds: Dataset) -> Iterable[tuple]:
+    """(keyword, tag, text) of every string value of the data set, its sequences and file meta."""
+    datasets = [ds]
+    if getattr(ds, "file_meta", None) is not None:
+        datasets.append(ds.file_meta)
+    for top in datasets:
+        for elem in top.iterall():
+            if elem.VR in ("SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN") or elem.value is None:
+                continue
+            values = elem.value if type(elem.value).__name__ == "MultiValue" else [elem.value]
+            for v in values:
+                yield elem.keyword or str(elem.tag), int(elem.tag), str(v)
+
+
+def _header_end(path: Path) -> int:
+    with open(path, "rb") as handle:
+        pydicom.dcmread(handle, stop_before_pixels=True)
+        return handle.tell()
+
+
+def _significant(value: str) -> bool:
+    """Worth searching: not too short, and not a short number (weights, sizes, counts occur by chance)."""
+    if len(value) < MIN_WHOLE_VALUE or re.fullmatch(r"[0\s.:\-+]*", value):
+        return False
+    return not (len(value) < MIN_FILE_SCAN and re.fullmatch(r"[\d\s.:+\-eE]+", value))
+
+
+def leak_scan(path: PathLike, originals: Dict[str, bool], written: Set[str], charset_encodings: Iterable[str] = ("utf-8", "latin-1")) -> List[Leak]:
+    """Search the output file ``path`` for the original values.
+
+    Args:
+        originals: every original value the de-identification removed or changed -> strict flag
+            (see :meth:`visceral.deid.rules.HeaderContext.remember`).
+        written: values the de-identification wrote on purpose (dummies, pseudonyms,
+            new UIDs, standardized descriptions); an original equal to one of them is no leak.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    header = data[: _header_end(path)]
+    ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+    decoded = [(k, tag, t.strip()) for k, tag, t in _decoded_values(ds)]
+    listed = [(k, t) for k, tag, t in decoded if rule_for(tag) is not None]
+    leaks: List[Leak] = []
+    for value in sorted({o.strip() for o in originals if _significant(o.strip())} - set(written)):
+        low = value.lower()
+        found = None
+        if originals.get(value, True):
+            encodings = {value.encode(enc, errors="ignore") for enc in charset_encodings} - {b""}
+            if len(value) >= MIN_FILE_SCAN and any(e in data for e in encodings):
+                found = "file bytes"
+            elif len(value) >= MIN_HEADER_SCAN and any(e in header for e in encodings):
+                found = "header bytes"
+            candidates = [(k, t) for k, _, t in decoded]
+        else:
+            candidates = listed  # descriptive values: only where Annex E says they must not be
+        if found is None:
+            for keyword, text in candidates:
+                if text == value or (len(value) >= MIN_HEADER_SCAN and low in text.lower()):
+                    found = f"attribute {keyword}"
+                    break
+        if found:
+            leaks.append(Leak(_mask(value), found))
+    return leaks
