@@ -275,3 +275,67 @@ def pydicom_test_file(name: str) -> Path:
 def sentinel_values(written: Sequence[Written]) -> Dict[str, None]:
     """All planted values of several series (order kept, duplicates dropped)."""
     return dict.fromkeys(v for w in written for v in w.sentinels)
+
+
+ENHANCED_MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
+
+
+def write_enhanced_mr(path: Path, patient: Patient, spec: SeriesSpec, echo_times: Sequence[float] = (20.0,)) -> Written:
+    """An Enhanced MR Image object: one file, frames described by functional groups.
+
+    Frames are ordered echo by echo; positions follow ``spec`` like :func:`write_series`.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(spec.seed)
+    normal = _normal(spec.orientation)
+    positions = [np.array(spec.origin) + k * spec.slice_spacing * normal for k in range(spec.slices)]
+    voxels = rng.integers(0, 4000, size=(len(echo_times) * spec.slices, spec.rows, spec.columns)).astype(np.uint16)
+    ds = base_dataset(patient, spec, 0, positions[0], generate_uid(prefix=UID_PREFIX), generate_uid(prefix=UID_PREFIX), generate_uid(prefix=UID_PREFIX))
+    for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness", "SliceLocation", "EchoTime",
+                    "RepetitionTime", "EchoTrainLength", "ScanningSequence", "SequenceVariant", "ImagedNucleus"):
+        if keyword in ds:
+            del ds[keyword]
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = ENHANCED_MR_STORAGE
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
+    ds.NumberOfFrames = len(voxels)
+    shared = Dataset()
+    measures = Dataset()
+    measures.PixelSpacing = [f"{spec.pixel_spacing[0]:g}", f"{spec.pixel_spacing[1]:g}"]
+    measures.SliceThickness = f"{spec.slice_spacing:g}"
+    shared.PixelMeasuresSequence = DicomSequence([measures])
+    orientation = Dataset()
+    orientation.ImageOrientationPatient = [f"{v:.6g}" for v in spec.orientation]
+    shared.PlaneOrientationSequence = DicomSequence([orientation])
+    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    per_frame = []
+    for e, echo in enumerate(echo_times):
+        for k, position in enumerate(positions):
+            item = Dataset()
+            plane = Dataset()
+            plane.ImagePositionPatient = [f"{v:.6g}" for v in position]
+            item.PlanePositionSequence = DicomSequence([plane])
+            content = Dataset()
+            content.StackID = "1"
+            content.InStackPositionNumber = k + 1
+            content.DimensionIndexValues = [e + 1, k + 1]
+            item.FrameContentSequence = DicomSequence([content])
+            mr_echo = Dataset()
+            mr_echo.EffectiveEchoTime = echo
+            item.MREchoSequence = DicomSequence([mr_echo])
+            per_frame.append(item)
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence(per_frame)
+    organization = generate_uid(prefix=UID_PREFIX)
+    org = Dataset()
+    org.DimensionOrganizationUID = organization
+    ds.DimensionOrganizationSequence = DicomSequence([org])
+    dimensions = []
+    for pointer, group in ((0x00189082, 0x00189114), (0x00209057, 0x00209111)):  # echo time in MR Echo; in-stack position
+        dim = Dataset()
+        dim.DimensionOrganizationUID = organization
+        dim.DimensionIndexPointer = pointer
+        dim.FunctionalGroupPointer = group
+        dimensions.append(dim)
+    ds.DimensionIndexSequence = DicomSequence(dimensions)
+    ds.PixelData = voxels.tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+    return Written([path], voxels)

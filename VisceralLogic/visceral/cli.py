@@ -134,6 +134,20 @@ def _cmd_deidentify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    """Convert DICOM into a data set; exit 1 when any series was refused."""
+    from visceral.convert import convert
+    from visceral.progress import ProgressBar
+
+    report = convert(args.input, args.output, jobs=args.jobs, progress=None if args.quiet else ProgressBar())
+    for problem in report.problems:
+        print(f"{'refused' if problem.refused else 'warning'} {problem.code}: {problem.where}: {problem.message}")
+    earlier = sum(v.earlier for v in report.volumes)
+    print(f"{len(report.volumes) - earlier} volume(s) written, {earlier} already there; "
+          f"{sum(p.refused for p in report.problems)} refused; data set: {report.output}")
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``visceral`` command."""
     parser = argparse.ArgumentParser(prog="visceral", description="VISCERAL data-format conventions toolkit.")
@@ -157,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="worker processes (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_deidentify)
+    p = sub.add_parser("convert", help="convert (de-identified) DICOM into a VISCERAL data set")
+    p.add_argument("input", metavar="INPUT", help="folder of DICOM files")
+    p.add_argument("output", metavar="OUTPUT", help="data-set folder")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_convert)
     p = sub.add_parser("validate", help="check a data set against the conventions")
     p.add_argument("dataset", metavar="DATASET", help="data-set folder")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")

@@ -143,6 +143,11 @@ def _header_end(path: Path) -> int:
         return handle.tell()
 
 
+def _printable_runs(data: bytes, min_length: int) -> bytes:
+    """Every run of at least ``min_length`` printable ASCII bytes, joined by NUL."""
+    return b"\0".join(re.findall(rb"[\x20-\x7e]{%d,}" % min_length, data))
+
+
 def _significant(value: str) -> bool:
     """Worth searching: not too short, and not a short number (weights, sizes, counts occur by chance)."""
     if len(value) < MIN_WHOLE_VALUE or re.fullmatch(r"[0\s.:\-+]*", value):
@@ -161,7 +166,11 @@ def leak_scan(path: PathLike, originals: Dict[str, bool], written: Set[str], cha
     """
     path = Path(path)
     data = path.read_bytes()
-    header = data[: _header_end(path)]
+    header_end = _header_end(path)
+    # A printable value can only occur inside a run of printable bytes: search the runs (a few KiB)
+    # instead of the whole file (megabytes of pixel data) -- the same answer, hundreds of times faster.
+    runs = _printable_runs(data, MIN_HEADER_SCAN)
+    header_runs = _printable_runs(data[:header_end], MIN_HEADER_SCAN)
     ds = pydicom.dcmread(str(path), stop_before_pixels=True)
     decoded = [(k, tag, t.strip()) for k, tag, t in _decoded_values(ds)]
     listed = [(k, t) for k, tag, t in decoded if rule_for(tag) is not None]
@@ -171,9 +180,12 @@ def leak_scan(path: PathLike, originals: Dict[str, bool], written: Set[str], cha
         found = None
         if originals.get(value, True):
             encodings = {value.encode(enc, errors="ignore") for enc in charset_encodings} - {b""}
-            if len(value) >= MIN_FILE_SCAN and any(e in data for e in encodings):
+            printable = all(0x20 <= b <= 0x7E for e in encodings for b in e)
+            in_file = runs if printable else data
+            in_header = header_runs if printable else data[:header_end]
+            if len(value) >= MIN_FILE_SCAN and any(e in in_file for e in encodings):
                 found = "file bytes"
-            elif len(value) >= MIN_HEADER_SCAN and any(e in header for e in encodings):
+            elif len(value) >= MIN_HEADER_SCAN and any(e in in_header for e in encodings):
                 found = "header bytes"
             candidates = [(k, t) for k, _, t in decoded]
         else:

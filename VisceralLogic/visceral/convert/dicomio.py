@@ -1,0 +1,224 @@
+"""Reading DICOM for conversion: headers into :class:`Frame` records, pixels into stacks.
+
+Single-frame CT/MR files give one frame each; Enhanced CT/MR objects give one frame per frame,
+read from their per-frame and shared functional groups (Plane Position, Plane Orientation, Pixel
+Measures, Pixel Value Transformation, MR Echo, Frame Content).  Pixels are decoded by pydicom
+(uncompressed, deflate, RLE) or, for the JPEG family, by SimpleITK's GDCM reader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import List, Optional, Tuple
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+
+from visceral.convert.stacks import Frame, Stack
+
+__all__ = ["SeriesInfo", "read_header", "load_stack_voxels", "IMAGE_SOP_CLASSES", "ENHANCED_SOP_CLASSES"]
+
+IMAGE_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.2": "CT", "1.2.840.10008.5.1.4.1.1.2.1": "CT",
+                     "1.2.840.10008.5.1.4.1.1.4": "MR", "1.2.840.10008.5.1.4.1.1.4.1": "MR"}
+ENHANCED_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.4.1"}
+_PYDICOM_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.5"}
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """What conversion needs of a series besides its frames (taken from its first file)."""
+
+    series_uid: str
+    study_uid: str
+    patient_id: str
+    modality: str
+    sop_class: str
+    study_date: str = ""
+    study_time: str = ""
+    series_number: int = 0
+    patient_age: str = ""
+    patient_sex: str = ""
+    study_description: str = ""
+    series_description: str = ""
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "" if value is None else str(value).strip()
+
+
+def _floats(value, n: int) -> Optional[Tuple[float, ...]]:
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n else None
+
+
+def _first(seq_owner: Optional[Dataset], keyword: str) -> Optional[Dataset]:
+    if seq_owner is None:
+        return None
+    seq = seq_owner.get(keyword)
+    return seq[0] if seq else None
+
+
+def _group(per_frame: Optional[Dataset], shared: Optional[Dataset], keyword: str) -> Optional[Dataset]:
+    return _first(per_frame, keyword) or _first(shared, keyword)
+
+
+def read_header(path: str) -> Tuple[SeriesInfo, List[Frame]]:
+    """Series information and frames of one DICOM file (no pixel data read).
+
+    Raises:
+        pydicom.errors.InvalidDicomError: not DICOM.
+        ValueError: not a CT/MR image object, or geometry attributes missing (message says which).
+    """
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    sop = _text(ds, "SOPClassUID")
+    if sop not in IMAGE_SOP_CLASSES:
+        raise ValueError(f"not a CT/MR image object (SOP Class {sop or 'missing'})")
+    try:
+        series_number = int(ds.get("SeriesNumber") or 0)
+    except (TypeError, ValueError):
+        series_number = 0
+    info = SeriesInfo(
+        series_uid=_text(ds, "SeriesInstanceUID"), study_uid=_text(ds, "StudyInstanceUID"), patient_id=_text(ds, "PatientID"),
+        modality=IMAGE_SOP_CLASSES[sop], sop_class=sop, study_date=_text(ds, "StudyDate"), study_time=_text(ds, "StudyTime"),
+        series_number=series_number, patient_age=_text(ds, "PatientAge"), patient_sex=_text(ds, "PatientSex"),
+        study_description=_text(ds, "StudyDescription"), series_description=_text(ds, "SeriesDescription"),
+    )
+    if not info.series_uid:
+        raise ValueError("Series Instance UID is missing")
+    rows, columns = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+    frames_count = int(ds.get("NumberOfFrames") or 1)
+    if sop in ENHANCED_SOP_CLASSES or "PerFrameFunctionalGroupsSequence" in ds:
+        return info, _enhanced_frames(ds, path, rows, columns, frames_count)
+    position = _floats(ds.get("ImagePositionPatient"), 3)
+    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
+    spacing = _floats(ds.get("PixelSpacing"), 2)
+    missing = [k for k, v in (("Image Position (Patient)", position), ("Image Orientation (Patient)", orientation), ("Pixel Spacing", spacing)) if v is None]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} missing or malformed")
+    slope = float(ds.get("RescaleSlope") or 1.0)
+    intercept = float(ds.get("RescaleIntercept") or 0.0)
+    echo = _text(ds, "EchoNumbers") or _text(ds, "EchoTime")
+    split = (("echo", echo), ("temporal position", _text(ds, "TemporalPositionIdentifier")))
+    if frames_count > 1:
+        raise ValueError("a multi-frame object without functional groups is not supported")
+    try:
+        thickness = float(ds.get("SliceThickness") or 0.0)
+    except (TypeError, ValueError):
+        thickness = 0.0
+    return info, [Frame(path, None, position, orientation, spacing, rows, columns, (slope, intercept), split, thickness)]
+
+
+def _enhanced_frames(ds: Dataset, path: str, rows: int, columns: int, count: int) -> List[Frame]:
+    shared = _first(ds, "SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if len(per_frame) != count:
+        raise ValueError(f"Per-frame Functional Groups has {len(per_frame)} items for {count} frames")
+    frames = []
+    for index, item in enumerate(per_frame):
+        position = _floats(getattr(_group(item, shared, "PlanePositionSequence"), "ImagePositionPatient", None), 3)
+        orientation = _floats(getattr(_group(item, shared, "PlaneOrientationSequence"), "ImageOrientationPatient", None), 6)
+        spacing = _floats(getattr(_group(item, shared, "PixelMeasuresSequence"), "PixelSpacing", None), 2)
+        if position is None or orientation is None or spacing is None:
+            raise ValueError(f"frame {index + 1}: plane position, plane orientation or pixel spacing missing in the functional groups")
+        transform = _group(item, shared, "PixelValueTransformationSequence")
+        slope = float(getattr(transform, "RescaleSlope", 1.0) or 1.0) if transform is not None else 1.0
+        intercept = float(getattr(transform, "RescaleIntercept", 0.0) or 0.0) if transform is not None else 0.0
+        echo = _group(item, shared, "MREchoSequence")
+        content = _first(item, "FrameContentSequence")
+        split = (
+            ("echo time", str(getattr(echo, "EffectiveEchoTime", "") if echo is not None else "")),
+            ("temporal position", str(getattr(content, "TemporalPositionIndex", "") if content is not None else "")),
+            ("stack", str(getattr(content, "StackID", "") if content is not None else "")),
+        )
+        measures = _group(item, shared, "PixelMeasuresSequence")
+        thickness = float(getattr(measures, "SliceThickness", 0.0) or 0.0)
+        frames.append(Frame(path, index, position, orientation, spacing, rows, columns, (slope, intercept), split, thickness))
+    return frames
+
+
+@lru_cache(maxsize=4)
+def _multiframe_pixels(path: str) -> np.ndarray:
+    return _decode(path)
+
+
+def _decode(path: str) -> np.ndarray:
+    """Stored pixel values of a file: (rows, columns) or (frames, rows, columns)."""
+    ds = pydicom.dcmread(path)
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    if syntax in _PYDICOM_SYNTAXES:
+        return ds.pixel_array
+    import SimpleITK as sitk  # JPEG family: GDCM decodes; it applies the rescale, so undo it exactly
+
+    image = sitk.ReadImage(path, imageIO="GDCMImageIO")
+    values = sitk.GetArrayFromImage(image)
+    slope = float(ds.get("RescaleSlope") or 1.0)
+    intercept = float(ds.get("RescaleIntercept") or 0.0)
+    if slope != 1.0 or intercept != 0.0:
+        values = np.rint((values.astype(np.float64) - intercept) / slope)
+    dtype = np.int16 if int(ds.get("PixelRepresentation", 0)) == 1 else np.uint16
+    if int(ds.get("BitsAllocated", 16)) == 8:
+        dtype = np.int8 if dtype is np.int16 else np.uint8
+    return values.astype(dtype).reshape(values.shape[-2:] if values.shape[0] == 1 else values.shape)
+
+
+def _smallest_int(low: float, high: float) -> Optional[np.dtype]:
+    for dtype in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32):
+        info = np.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return np.dtype(dtype)
+    return None
+
+
+def load_stack_voxels(stack: Stack) -> np.ndarray:
+    """The stack's voxels ``[k, j, i]`` with Rescale Slope/Intercept applied, in the smallest exact type.
+
+    Integer slopes and intercepts keep an integer type just wide enough for the actual values
+    (CT in HU: usually int16); otherwise float32.  No value is clipped.
+    """
+    first = stack.frames[0]
+    stored: Optional[np.ndarray] = None
+    for k, frame in enumerate(stack.frames):
+        pixels = _decode(frame.path) if frame.frame_index is None else _multiframe_pixels(frame.path)[frame.frame_index]
+        if stored is None:
+            stored = np.empty((len(stack.frames), first.rows, first.columns), dtype=pixels.dtype)
+        if pixels.shape != stored.shape[1:]:
+            raise ValueError(f"{frame.path}: pixel data is {pixels.shape}, expected {stored.shape[1:]}")
+        stored[k] = pixels
+    _multiframe_pixels.cache_clear()
+    rescales = {f.rescale for f in stack.frames}
+    integral = all(float(s).is_integer() and float(b).is_integer() for s, b in rescales)
+    if rescales == {(1.0, 0.0)}:
+        return stored
+    if integral:
+        lows, highs = [], []
+        for k, frame in enumerate(stack.frames):
+            s, b = frame.rescale
+            lo, hi = int(stored[k].min()), int(stored[k].max())
+            lows.append(min(lo * s + b, hi * s + b))
+            highs.append(max(lo * s + b, hi * s + b))
+        dtype = _smallest_int(min(lows), max(highs))
+        if dtype is not None:
+            if len(rescales) == 1 and dtype == stored.dtype:
+                s, b = next(iter(rescales))
+                if s != 1:
+                    stored *= stored.dtype.type(s)
+                stored += stored.dtype.type(b)
+                return stored
+            out = stored.astype(dtype)
+            for k, frame in enumerate(stack.frames):
+                s, b = frame.rescale
+                if s != 1:
+                    out[k] *= dtype.type(s)
+                out[k] += dtype.type(b)
+            return out
+    out = stored.astype(np.float32)
+    for k, frame in enumerate(stack.frames):
+        s, b = frame.rescale
+        out[k] = out[k] * np.float32(s) + np.float32(b)
+    return out

@@ -1,0 +1,241 @@
+"""``visceral convert INPUT OUTPUT``: (de-identified) DICOM to a data set laid out by the conventions.
+
+Steps: read every header; group and sort slices into stacks (:mod:`visceral.convert.stacks`);
+number subjects and acquisitions; convert each stack (pixels, rescale, geometry) and write
+``subjectNN_A_modalityXX.nii.gz`` with its parallel ``.txt`` (:func:`visceral.dataset.write_image`);
+write the data-set ``README.txt``.  Every refused stack or file has a report code; the batch goes on.
+
+Names (docs/CONVENTIONS.md, "Conversion"):
+
+- subject number: from the de-identification pseudonym in Patient ID (``subject07`` -> 7); a
+  Patient ID that is not a pseudonym gets the next free number (in Patient ID order) and a warning;
+- acquisition number: per subject, stacks ordered by study date and time, series number, series
+  UID, then split label (echo, temporal position), numbered from 1.  Stable for the same input.
+
+The report (JSON) goes beside the data set, ``<OUTPUT>.convert.json``: it names input files.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import re
+from collections import OrderedDict, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+from pydicom.errors import InvalidDicomError
+
+from visceral import __version__
+from visceral.conventions.frames import ImageGeometry
+from visceral.conventions.names import VisceralName
+from visceral.convert.dicomio import SeriesInfo, load_stack_voxels, read_header
+from visceral.convert.stacks import Frame, Stack, StackError, build_stacks, check_geometry, direction_lps
+from visceral.dataset import write_dataset_readme, write_image
+from visceral.errors import VisceralError
+from visceral.fileio import TEMP_PREFIX, atomic_write_text
+
+PathLike = Union[str, Path]
+Progress = Callable[[int, int, str], None]
+
+__all__ = ["convert", "ConvertReport", "Problem", "PROBLEM_CODES"]
+
+#: Every report code: what it means, and whether it refuses the stack/file (True) or only warns.
+PROBLEM_CODES: Dict[str, Tuple[str, bool]] = {
+    "NOT_DICOM": ("not a DICOM file; skipped", False),
+    "UNREADABLE": ("a DICOM file that cannot be read", True),
+    "UNSUPPORTED_OBJECT": ("not a CT/MR image object, or one this converter cannot read", True),
+    "NO_SPACING": ("no usable voxel size (single slice, missing Pixel Spacing or orientation)", True),
+    "DUPLICATE_POSITION": ("two slices at one position", True),
+    "GANTRY_TILT": ("slices step off the slice normal (gantry tilt)", True),
+    "MISSING_SLICE": ("a slice is missing from an otherwise regular stack", True),
+    "UNEVEN_SPACING": ("slice spacing is not uniform", True),
+    "PIXEL_DECODE_FAILED": ("pixel data cannot be decoded", True),
+    "NOT_PSEUDONYMIZED": ("Patient ID is not a Visceral pseudonym; numbered in order", False),
+}
+_PSEUDONYM = re.compile(r"subject0*(\d+)", re.IGNORECASE)
+
+
+@dataclass
+class Problem:
+    """One report line: code, what it concerns (file or series) and why."""
+
+    code: str
+    where: str
+    message: str
+
+    @property
+    def refused(self) -> bool:
+        return PROBLEM_CODES[self.code][1]
+
+
+@dataclass
+class Converted:
+    """One volume written (or found from an earlier run)."""
+
+    name: str
+    series_uid: str
+    label: str
+    shape: Tuple[int, int, int]
+    spacing_mm: Tuple[float, float, float]
+    dtype: str
+    slices: int
+    earlier: bool = False
+
+
+@dataclass
+class ConvertReport:
+    """What a conversion run did."""
+
+    input: str
+    output: str
+    volumes: List[Converted] = field(default_factory=list)
+    problems: List[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was refused."""
+        return not any(p.refused for p in self.problems)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["ok"] = self.ok
+        return json.dumps(data, indent=1)
+
+
+@dataclass(frozen=True)
+class _Job:
+    output: str
+    name: str
+    stack: Stack
+    fields: Tuple[Tuple[str, str], ...]
+
+
+def _scan(paths: List[Path], root: Path, problems: List[Problem], progress: Optional[Progress]) -> Tuple[Dict[str, SeriesInfo], Dict[str, List[Frame]]]:
+    infos: Dict[str, SeriesInfo] = {}
+    frames: Dict[str, List[Frame]] = defaultdict(list)
+    for n, path in enumerate(paths, start=1):
+        rel = path.relative_to(root).as_posix()
+        try:
+            info, file_frames = read_header(str(path))
+        except InvalidDicomError:
+            problems.append(Problem("NOT_DICOM", rel, "no DICM preamble and file meta"))
+        except ValueError as exc:
+            problems.append(Problem("UNSUPPORTED_OBJECT", rel, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - a broken file is one report line
+            problems.append(Problem("UNREADABLE", rel, f"{type(exc).__name__}: {exc}"))
+        else:
+            infos.setdefault(info.series_uid, info)
+            frames[info.series_uid].extend(file_frames)
+        if progress:
+            progress(n, len(paths), "reading headers")
+    return infos, frames
+
+
+def _subjects(infos: Dict[str, SeriesInfo], problems: List[Problem]) -> Dict[str, int]:
+    numbers: Dict[str, int] = {}
+    others = set()
+    for info in infos.values():
+        match = _PSEUDONYM.fullmatch(info.patient_id)
+        if match:
+            numbers[info.patient_id] = int(match.group(1))
+        else:
+            others.add(info.patient_id)
+    next_free = max(numbers.values(), default=0) + 1
+    for patient_id in sorted(others):
+        numbers[patient_id] = next_free
+        problems.append(Problem("NOT_PSEUDONYMIZED", f"subject{next_free:02d}", "Patient ID is not a Visceral pseudonym (run visceral deidentify first); "
+                                                                                 f"numbered subject{next_free:02d}"))
+        next_free += 1
+    return numbers
+
+
+def _convert_one(job: _Job) -> Converted:
+    stack = job.stack
+    voxels = load_stack_voxels(stack)
+    first = stack.frames[0]
+    geometry = ImageGeometry(
+        (first.columns, first.rows, len(stack.frames)),
+        (first.pixel_spacing[1], first.pixel_spacing[0], stack.slice_spacing),
+        first.position,
+        direction_lps(stack),
+    )
+    name = VisceralName(**json.loads(job.name))
+    write_image(Path(job.output), name, voxels, geometry, OrderedDict(job.fields))
+    return Converted(name.format(), stack.series_uid, stack.label, geometry.shape, geometry.spacing_mm, str(voxels.dtype), len(stack.frames))
+
+
+def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: Optional[Progress] = None, report_path: Optional[PathLike] = None) -> ConvertReport:
+    """Convert the DICOM tree ``input_dir`` into a data set in ``output_dir`` (see the module docstring).
+
+    Volumes already in ``output_dir`` (with their ``.txt``) are kept, so an interrupted run resumes.
+    """
+    input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
+    if not input_dir.is_dir():
+        raise VisceralError(f"{input_dir}: input folder does not exist")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in output_dir.glob(f"{TEMP_PREFIX}*"):
+        leftover.unlink()
+    report = ConvertReport(str(input_dir), str(output_dir))
+    paths = sorted(p for p in input_dir.rglob("*") if p.is_file())
+    infos, frames = _scan(paths, input_dir, report.problems, progress)
+    subjects = _subjects(infos, report.problems)
+
+    stacks: List[Tuple[SeriesInfo, Stack]] = []
+    for uid, info in infos.items():
+        for stack in build_stacks(uid, frames[uid]):
+            where = f"series {info.series_number} ({uid})" + (f" [{stack.label}]" if stack.label else "")
+            try:
+                stacks.append((info, check_geometry(stack)))
+            except StackError as exc:
+                report.problems.append(Problem(exc.code, where, str(exc)))
+    by_subject: Dict[int, List[Tuple[SeriesInfo, Stack]]] = defaultdict(list)
+    for info, stack in stacks:
+        by_subject[subjects[info.patient_id]].append((info, stack))
+    work: List[_Job] = []
+    for subject, items in sorted(by_subject.items()):
+        items.sort(key=lambda it: (it[0].study_date, it[0].study_time, it[0].series_number, it[0].series_uid, it[1].split_key))
+        for acquisition, (info, stack) in enumerate(items, start=1):
+            name = VisceralName(subject, acquisition, info.modality)
+            fields = [("modality", info.modality), ("patient_age", info.patient_age), ("patient_sex", info.patient_sex),
+                      ("study_description", info.study_description), ("series_description", info.series_description),
+                      ("series_number", str(info.series_number)), ("source_series_uid", info.series_uid)]
+            fields += [(k.replace(" ", "_"), v) for k, v in stack.split_key if v not in (None, "")]
+            fields += [("slices", str(len(stack.frames))), ("converted_by", f"visceral {__version__}")]
+            volume = output_dir / name.format()
+            if volume.exists() and (output_dir / name.with_extension(".txt").format()).exists():
+                first = stack.frames[0]
+                report.volumes.append(Converted(name.format(), info.series_uid, stack.label, (first.columns, first.rows, len(stack.frames)),
+                                                (first.pixel_spacing[1], first.pixel_spacing[0], stack.slice_spacing), "", len(stack.frames), True))
+                continue
+            payload = json.dumps({"subject": subject, "acquisition": acquisition, "modality": info.modality})
+            work.append(_Job(str(output_dir), payload, stack, tuple((k, v) for k, v in fields if v)))
+
+    def done(result: Converted, n: int) -> None:
+        report.volumes.append(result)
+        if progress:
+            progress(n, len(work), "converting")
+
+    def failed(job: _Job, exc: BaseException) -> None:
+        report.problems.append(Problem("PIXEL_DECODE_FAILED", f"series {job.stack.series_uid}", f"{type(exc).__name__}: {exc}"))
+
+    if jobs > 1 and len(work) > 1:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(_convert_one, job): job for job in work}
+            for n, future in enumerate(concurrent.futures.as_completed(futures), start=1):
+                try:
+                    done(future.result(), n)
+                except Exception as exc:  # noqa: BLE001 - reported per series
+                    failed(futures[future], exc)
+    else:
+        for n, job in enumerate(work, start=1):
+            try:
+                done(_convert_one(job), n)
+            except Exception as exc:  # noqa: BLE001 - reported per series
+                failed(job, exc)
+    report.volumes.sort(key=lambda v: v.name)
+    write_dataset_readme(output_dir, title=output_dir.name, notes=[f"Converted by Visceral {__version__} from DICOM."])
+    target = Path(report_path) if report_path else output_dir.parent / f"{output_dir.name}.convert.json"
+    atomic_write_text(target, report.to_json())
+    return report

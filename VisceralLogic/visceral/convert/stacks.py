@@ -1,0 +1,158 @@
+"""From DICOM files to 3D stacks: grouping, slice sorting, geometry checks (no pixel decoding).
+
+Grouping follows dcm2niix: files of one Series Instance UID are split further by everything that
+makes a stack non-3D -- image orientation, matrix size, pixel spacing, echo (number and time),
+temporal position, and acquisition number for MR.  Enhanced (multi-frame) objects are split the
+same way, frame by frame, from their per-frame and shared functional groups.
+
+Slices are sorted along the slice normal (row x column direction) by Image Position (Patient),
+never by file name or Instance Number.  Then the stack must be a regular grid:
+
+- the step between slices must be parallel to the normal (else: gantry tilt, ``GANTRY_TILT``;
+  refused -- resampling would change the voxel values; Gantry/Detector Tilt (0018,1120) is never
+  used, the standard says it is not for computation);
+- steps must be equal within tolerance (a step that is a multiple of the others: ``MISSING_SLICE``;
+  otherwise ``UNEVEN_SPACING``; both refused, never silently stretched);
+- two slices at one position: ``DUPLICATE_POSITION`` (a dimension the grouping could not see);
+- a single slice takes its Slice Thickness as voxel size along the normal (``NO_SPACING`` without one).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ["Frame", "Stack", "StackError", "build_stacks", "check_geometry", "SPACING_TOLERANCE", "TILT_TOLERANCE_DEG"]
+
+#: Relative tolerance on slice steps (0.1 % of the step, at least 1e-3 mm).
+SPACING_TOLERANCE = 1e-3
+#: Largest angle (degrees) between slice step and slice normal for a non-tilted stack.
+TILT_TOLERANCE_DEG = 0.05
+
+
+class StackError(Exception):
+    """A stack that cannot become a regular 3D volume; ``code`` is the report code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One 2D image: a single-frame file, or one frame of a multi-frame file."""
+
+    path: str
+    frame_index: Optional[int]  # None for single-frame files; 0-based frame number otherwise
+    position: Tuple[float, float, float]  # Image Position (Patient), LPS mm
+    orientation: Tuple[float, ...]  # Image Orientation (Patient): row then column direction cosines
+    pixel_spacing: Tuple[float, float]  # row spacing (between rows), column spacing (between columns), mm
+    rows: int
+    columns: int
+    rescale: Tuple[float, float] = (1.0, 0.0)  # slope, intercept
+    split_key: Tuple = ()  # echo, temporal position, ... -- frames of one stack share it
+    thickness: float = 0.0  # Slice Thickness (mm): the voxel size of a single-slice stack
+
+
+@dataclass
+class Stack:
+    """Frames forming one 3D volume, sorted along the normal, with the grid they define."""
+
+    series_uid: str
+    frames: List[Frame]
+    split_key: Tuple = ()
+    label: str = ""  # e.g. "echo 2" when the series was split
+    normal: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    slice_spacing: float = 0.0
+
+
+def _round(values: Sequence[float], digits: int = 4) -> Tuple[float, ...]:
+    return tuple(round(float(v), digits) + 0.0 for v in values)
+
+
+def build_stacks(series_uid: str, frames: Sequence[Frame]) -> List[Stack]:
+    """Split the frames of one series into stacks (see the module docstring)."""
+    groups: Dict[Tuple, List[Frame]] = {}
+    for frame in frames:
+        key = (_round(frame.orientation), frame.rows, frame.columns, _round(frame.pixel_spacing, 5), frame.split_key)
+        groups.setdefault(key, []).append(frame)
+    stacks = []
+    keys = sorted(groups, key=lambda k: (k[4], k[1], k[2], k[0]))
+    for key in keys:
+        label = ""
+        if len(keys) > 1:
+            parts = [f"{name} {value}" for name, value in key[4] if value not in (None, "")] if key[4] else []
+            label = ", ".join(parts) or f"stack {keys.index(key) + 1}"
+        stacks.append(Stack(series_uid, list(groups[key]), key[4], label))
+    return stacks
+
+
+def check_geometry(stack: Stack) -> Stack:
+    """Sort ``stack`` along its normal and check it is a regular grid; sets ``normal`` and ``slice_spacing``.
+
+    Raises:
+        StackError: with code ``NO_SPACING``, ``DUPLICATE_POSITION``, ``GANTRY_TILT``,
+            ``MISSING_SLICE`` or ``UNEVEN_SPACING``.
+    """
+    first = stack.frames[0]
+    row = np.asarray(first.orientation[:3], dtype=float)
+    col = np.asarray(first.orientation[3:], dtype=float)
+    normal = np.cross(row, col)
+    norm = np.linalg.norm(normal)
+    if norm < 1e-6 or not all(s > 0 for s in first.pixel_spacing):
+        raise StackError("NO_SPACING", "Image Orientation or Pixel Spacing is missing or degenerate")
+    normal /= norm
+    frames = sorted(stack.frames, key=lambda f: float(np.dot(f.position, normal)))
+    if len(frames) < 2:
+        if first.thickness > 0:  # one slice: its thickness is its extent along the normal (as dcm2niix does)
+            stack.frames, stack.normal, stack.slice_spacing = frames, normal, float(first.thickness)
+            return stack
+        raise StackError("NO_SPACING", "a single slice without Slice Thickness has no voxel size along the normal (seed section 2)")
+    positions = np.array([f.position for f in frames], dtype=float)
+    steps = np.diff(positions, axis=0)
+    along = steps @ normal
+    if np.any(along < 1e-4):
+        index = int(np.argmin(along))
+        raise StackError("DUPLICATE_POSITION", f"slices {index + 1} and {index + 2} (of {len(frames)}) share one position; "
+                                               "a dimension (echo, time, phase) is mixed in")
+    lengths = np.linalg.norm(steps, axis=1)
+    angles = np.degrees(np.arccos(np.clip(along / lengths, -1.0, 1.0)))
+    if np.max(angles) > TILT_TOLERANCE_DEG:
+        raise StackError("GANTRY_TILT", f"slices step {float(np.max(angles)):.2f} degrees off the slice normal (gantry tilt or sheared stack); "
+                                        "refused: resampling to an orthogonal grid would change voxel values")
+    spacing = float(np.median(along))
+    tolerance = max(SPACING_TOLERANCE * spacing, 1e-3)
+    off = np.abs(along - spacing) > tolerance
+    if np.any(off):
+        index = int(np.argmax(np.abs(along - spacing)))
+        ratio = along[index] / spacing
+        if abs(ratio - round(ratio)) * spacing <= tolerance and round(ratio) >= 2:
+            missing = int(sum(round(a / spacing) - 1 for a in along if round(a / spacing) >= 2))
+            raise StackError("MISSING_SLICE", f"{missing} slice(s) missing: step {along[index]:.4g} mm after slice {index + 1} "
+                                              f"where the others are {spacing:.4g} mm")
+        raise StackError("UNEVEN_SPACING", f"slice steps range from {float(along.min()):.4g} to {float(along.max()):.4g} mm "
+                                           f"(tolerance {tolerance:.2g} mm)")
+    stack.frames = frames
+    stack.normal = normal
+    stack.slice_spacing = float(np.mean(along))
+    return stack
+
+
+def direction_lps(stack: Stack) -> Tuple[Tuple[float, float, float], ...]:
+    """Direction matrix (rows of a row-major 3x3; columns = voxel axes i, j, k in LPS)."""
+    first = stack.frames[0]
+    row = np.asarray(first.orientation[:3], dtype=float)
+    col = np.asarray(first.orientation[3:], dtype=float)
+    row /= np.linalg.norm(row)
+    col /= np.linalg.norm(col)
+    m = np.column_stack([row, col, stack.normal])
+    return tuple(tuple(float(x) for x in r) for r in m)
+
+
+def angle_between(a: Sequence[float], b: Sequence[float]) -> float:
+    """Angle in degrees between two vectors."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return math.degrees(math.acos(max(-1.0, min(1.0, float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))))))

@@ -1,0 +1,140 @@
+"""Benchmark of `visceral deidentify` against its peers on one generated corpus, in one run.
+
+Peers: a plain file copy (the physical floor), dicognito, pydicom's ``deid`` (default recipe),
+dicom-anonymizer and GDCM's ``gdcmanon`` (C++, PS3.15 basic profile; needs a certificate, made
+here with openssl).  Every tool's output is checked by the same leak scan: a file leaks when any
+value planted in an Annex E attribute, a nested sequence or a private block is still in its bytes.
+
+Run: ``python bench/deid.py [SERIES] [SLICES]`` (default 4 series x 50 slices of 512x512).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "Testing"))
+from _common import print_table  # noqa: E402
+
+import dicom_corpus as corpus  # noqa: E402
+
+PY = sys.executable
+
+
+def make_corpus(root: Path, series: int, slices: int) -> List[str]:
+    sentinels: List[str] = []
+    for s in range(series):
+        patient = corpus.Patient(f"PID-BENCH-{s:03d}", f"Bench^Patient{s}", f"19{50 + s:02d}0101")
+        spec = corpus.SeriesSpec("CT" if s % 2 == 0 else "MR", rows=512, columns=512, slices=slices, series_number=s + 1, seed=s)
+        written = corpus.write_series(root / f"series{s}", patient, spec, plant=True)
+        sentinels += written.sentinels
+    return sorted(set(v for v in sentinels if len(v) >= 6))
+
+
+def count_leaks(folder: Path, sentinels: List[str]) -> int:
+    """Files in ``folder`` holding any planted value."""
+    encoded = [v.encode() for v in sentinels]  # printable ASCII: they can only occur inside printable runs
+    leaking = 0
+    for path in folder.rglob("*"):
+        if path.is_file():
+            runs = b"\0".join(re.findall(rb"[\x20-\x7e]{6,}", path.read_bytes()))
+            leaking += any(e in runs for e in encoded)
+    return leaking
+
+
+def run(cmd: List[str], env: Optional[Dict[str, str]] = None) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if result.returncode not in (0, 1):  # visceral exits 1 when something was refused
+        raise RuntimeError(f"{' '.join(cmd[:3])}... exited {result.returncode}: {result.stderr[-600:]}")
+
+
+DICOGNITO = """
+import sys, pydicom, pathlib
+from dicognito.anonymizer import Anonymizer
+src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+anonymizer = Anonymizer()
+for p in sorted(src.rglob('*.dcm')):
+    ds = pydicom.dcmread(str(p))
+    anonymizer.anonymize(ds)
+    out = dst / p.relative_to(src)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(str(out))
+"""
+
+DEID = """
+import sys, pathlib
+from deid.dicom import replace_identifiers
+from deid.config import DeidRecipe
+src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+files = [str(p) for p in sorted(src.rglob('*.dcm'))]
+dst.mkdir(parents=True, exist_ok=True)
+replace_identifiers(dicom_files=files, deid=DeidRecipe(), save=True, output_folder=str(dst), overwrite=True, strip_sequences=True, remove_private=True)
+"""
+
+
+def main() -> None:
+    series = int(sys.argv[1]) if len(sys.argv) > 1 else 4
+    slices = int(sys.argv[2]) if len(sys.argv) > 2 else 50
+    jobs = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src = tmp / "in"
+        sentinels = make_corpus(src, series, slices)
+        files = len(list(src.rglob("*.dcm")))
+        mib = sum(p.stat().st_size for p in src.rglob("*.dcm")) / 2**20
+        cert_dir = tmp / "cert"
+        cert_dir.mkdir()
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(cert_dir / "key.pem"),
+                        "-out", str(cert_dir / "cert.pem"), "-subj", "/CN=bench", "-days", "1"], capture_output=True, check=False)
+        tools: List[tuple] = [
+            ("plain copy (floor)", lambda out: shutil.copytree(src, out)),
+            (f"visceral --jobs {jobs}, leak scan, no dciodvfy", lambda out: run([PY, "-m", "visceral", "deidentify", str(src), str(out), "-q", "--jobs", str(jobs), "--conformance", "off"])),
+            ("visceral --jobs 1, leak scan, no dciodvfy", lambda out: run([PY, "-m", "visceral", "deidentify", str(src), str(out), "-q", "--jobs", "1", "--conformance", "off"])),
+            (f"visceral --jobs {jobs}, leak scan + dciodvfy every file", lambda out: run([PY, "-m", "visceral", "deidentify", str(src), str(out), "-q", "--jobs", str(jobs), "--conformance", "all"])),
+            (f"visceral --jobs {jobs}, leak scan + dciodvfy per series", lambda out: run([PY, "-m", "visceral", "deidentify", str(src), str(out), "-q", "--jobs", str(jobs), "--conformance", "sample"])),
+            ("dicognito (Python)", lambda out: run([PY, "-c", DICOGNITO, str(src), str(out)])),
+            ("deid, default recipe (Python)", lambda out: run([PY, "-c", DEID, str(src), str(out)])),
+            ("dicom-anonymizer (Python)", lambda out: run([str(Path(PY).parent / "dicom-anonymizer"), str(src), str(out)])),
+            ("gdcmanon -e (C++)", lambda out: run(["gdcmanon", "-e", "-c", str(cert_dir / "cert.pem"), "-r", "--continue", "-i", str(src), "-o", str(out)])),
+        ]
+        rows = []
+        times: Dict[str, float] = {}
+        for label, fn in tools:
+            out = tmp / f"out{len(rows)}"
+            try:
+                start = time.perf_counter()
+                fn(out)
+                seconds = time.perf_counter() - start
+            except (RuntimeError, FileNotFoundError, OSError) as exc:
+                rows.append([label, "failed", "", "", "", str(exc)[:80]])
+                continue
+            times[label] = seconds
+            produced = len([p for p in out.rglob("*") if p.is_file() and p.suffix != ".json"])
+            rows.append([label, seconds, files / seconds, count_leaks(out, sentinels), produced, ""])
+            shutil.rmtree(out, ignore_errors=True)
+        copy = times.get("plain copy (floor)")
+        ours = times.get(f"visceral --jobs {jobs}, leak scan, no dciodvfy")
+        python_peers = [t for k, t in times.items() if "(Python)" in k]
+        for row in rows:
+            if isinstance(row[1], float):
+                row.insert(3, row[1] / copy if copy else "")
+                row.insert(4, (min(python_peers) / ours) if ours and row[0].startswith(f"visceral --jobs {jobs}, leak scan, no") and python_peers else "")
+            else:
+                row[3:3] = ["", ""]
+        print_table(f"deidentify: {files} files ({series} series x {slices} slices 512x512), {mib:.0f} MiB, {len(sentinels)} planted values, {jobs} cores",
+                    ["tool", "seconds", "files/s", "time / copy", "fastest Python peer / us", "files leaking", "files written", "note"], rows)
+        if ours and "gdcmanon -e (C++)" in times:
+            print(f"\nvisceral vs gdcmanon: {times['gdcmanon -e (C++)'] / ours:.2f}x; vs fastest Python peer: {min(python_peers) / ours if python_peers else float('nan'):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
