@@ -177,7 +177,9 @@ def write_series(folder: Path, patient: Patient, spec: SeriesSpec, plant: bool =
         path = folder / f"{name_prefix}{spec.series_number:02d}{k:04d}.dcm"
         ds.save_as(str(path), enforce_file_format=True)
         out.paths.append(path)
-    out.sentinels += [patient.patient_id, patient.name, patient.birth_date, study_uid, series_uid, frame_uid]
+    out.sentinels += [patient.patient_id, patient.name, patient.birth_date, study_uid, series_uid, frame_uid,
+                      f"A{patient.patient_id}"[:16], "Referrer^Rita^^Dr.", "St. Example Hospital", "1 Example Road, Exampletown",
+                      "CTROOM7", "SN-998877", "Operator^Otto", "HOSP_PACS_AE"]
     return out
 
 

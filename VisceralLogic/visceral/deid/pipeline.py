@@ -171,7 +171,7 @@ def _process(task: _Task) -> FileResult:
     result = FileResult(task.source, "failed")
     path = Path(task.path)
     try:
-        head = pydicom.dcmread(str(path), stop_before_pixels=True)
+        head = pydicom.dcmread(str(path))  # one read; pixel data is carried, never decoded
     except InvalidDicomError:
         result.fate, result.reason = "skipped", "not a DICOM file (no DICM preamble and file meta)"
         return result
@@ -224,8 +224,8 @@ def _process(task: _Task) -> FileResult:
         result.fate, result.output = "released earlier", relative.as_posix()
         return result
 
+    ds = head
     try:
-        ds = pydicom.dcmread(str(path))
         expected = _expected_pixel_bytes(ds)
         pixels = ds.get("PixelData")
         if pixels is None:
@@ -257,7 +257,7 @@ def _process(task: _Task) -> FileResult:
             result.conformance = "checked"
         else:
             result.conformance = "not sampled" if dciodvfy_path() else "off"
-        leaks = leak_scan(tmp, ctx.originals, ctx.written)
+        leaks = leak_scan(tmp, ctx.originals, ctx.written, dataset=ds)
         result.leaks = [{"value": leak.masked_value, "where": leak.where} for leak in leaks]
         if result.new_errors or leaks:
             reasons = []

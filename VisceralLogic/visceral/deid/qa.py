@@ -143,6 +143,24 @@ def _header_end(path: Path) -> int:
         return handle.tell()
 
 
+def _contains(data: bytes, value: bytes) -> bool:
+    """``value`` occurs in ``data``; a number (a date, an ID) only as a whole number, not inside a
+    longer one -- a new UID's 39 random digits contain some 8-digit date by chance."""
+    if not value.isdigit():
+        return value in data
+    return re.search(rb"(?<![0-9])" + re.escape(value) + rb"(?![0-9])", data) is not None
+
+
+def _pixel_data_offset(data: bytes) -> Optional[int]:
+    """Offset of the first Pixel Data tag in little-endian encoded bytes, or ``None``.
+
+    The first occurrence: a later one may be inside the pixel data.  An earlier false hit (inside a
+    binary header value) only shortens the header search; decoded values are searched anyway.
+    """
+    offset = data.find(b"\xe0\x7f\x10\x00", 132)
+    return offset if offset > 132 else None
+
+
 def _printable_runs(data: bytes, min_length: int) -> bytes:
     """Every run of at least ``min_length`` printable ASCII bytes, joined by NUL."""
     return b"\0".join(re.findall(rb"[\x20-\x7e]{%d,}" % min_length, data))
@@ -155,7 +173,8 @@ def _significant(value: str) -> bool:
     return not (len(value) < MIN_FILE_SCAN and re.fullmatch(r"[\d\s.:+\-eE]+", value))
 
 
-def leak_scan(path: PathLike, originals: Dict[str, bool], written: Set[str], charset_encodings: Iterable[str] = ("utf-8", "latin-1")) -> List[Leak]:
+def leak_scan(path: PathLike, originals: Dict[str, bool], written: Set[str], charset_encodings: Iterable[str] = ("utf-8", "latin-1"),
+              dataset: Optional[Dataset] = None) -> List[Leak]:
     """Search the output file ``path`` for the original values.
 
     Args:
@@ -163,38 +182,58 @@ def leak_scan(path: PathLike, originals: Dict[str, bool], written: Set[str], cha
             (see :meth:`visceral.deid.rules.HeaderContext.remember`).
         written: values the de-identification wrote on purpose (dummies, pseudonyms,
             new UIDs, standardized descriptions); an original equal to one of them is no leak.
+        dataset: the data set just written to ``path`` (its decoded values are searched);
+            read from ``path`` when not given.
     """
     path = Path(path)
     data = path.read_bytes()
-    header_end = _header_end(path)
+    header_end = _pixel_data_offset(data)
+    if header_end is None:
+        header_end = _header_end(path)
     # A printable value can only occur inside a run of printable bytes: search the runs (a few KiB)
     # instead of the whole file (megabytes of pixel data) -- the same answer, hundreds of times faster.
     runs = _printable_runs(data, MIN_HEADER_SCAN)
     header_runs = _printable_runs(data[:header_end], MIN_HEADER_SCAN)
-    ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+    ds = dataset if dataset is not None else pydicom.dcmread(str(path), stop_before_pixels=True)
     decoded = [(k, tag, t.strip()) for k, tag, t in _decoded_values(ds)]
-    listed = [(k, t) for k, tag, t in decoded if rule_for(tag) is not None]
+    everywhere = _TextIndex([(k, t) for k, _, t in decoded])
+    listed = _TextIndex([(k, t) for k, tag, t in decoded if rule_for(tag) is not None])
     leaks: List[Leak] = []
     for value in sorted({o.strip() for o in originals if _significant(o.strip())} - set(written)):
-        low = value.lower()
         found = None
         if originals.get(value, True):
             encodings = {value.encode(enc, errors="ignore") for enc in charset_encodings} - {b""}
             printable = all(0x20 <= b <= 0x7E for e in encodings for b in e)
             in_file = runs if printable else data
             in_header = header_runs if printable else data[:header_end]
-            if len(value) >= MIN_FILE_SCAN and any(e in in_file for e in encodings):
+            if len(value) >= MIN_FILE_SCAN and any(_contains(in_file, e) for e in encodings):
                 found = "file bytes"
-            elif len(value) >= MIN_HEADER_SCAN and any(e in in_header for e in encodings):
+            elif len(value) >= MIN_HEADER_SCAN and any(_contains(in_header, e) for e in encodings):
                 found = "header bytes"
-            candidates = [(k, t) for k, _, t in decoded]
+            index = everywhere
         else:
-            candidates = listed  # descriptive values: only where Annex E says they must not be
+            index = listed  # descriptive values: only where Annex E says they must not be
         if found is None:
-            for keyword, text in candidates:
-                if text == value or (len(value) >= MIN_HEADER_SCAN and low in text.lower()):
-                    found = f"attribute {keyword}"
-                    break
+            found = index.find(value)
         if found:
             leaks.append(Leak(_mask(value), found))
     return leaks
+
+
+class _TextIndex:
+    """Decoded values, searchable in one pass: whole values by set, substrings in one joined text."""
+
+    def __init__(self, items: List[Tuple[str, str]]) -> None:
+        self.items = items
+        self.whole = {t for _, t in items}
+        self.joined = "\0".join(t.lower() for _, t in items)
+
+    def find(self, value: str) -> Optional[str]:
+        """``attribute <keyword>`` holding ``value`` (whole, or as a substring when 4+ characters)."""
+        low = value.lower()
+        if value not in self.whole and not (len(value) >= MIN_HEADER_SCAN and low in self.joined):
+            return None
+        for keyword, text in self.items:
+            if text == value or (len(value) >= MIN_HEADER_SCAN and low in text.lower()):
+                return f"attribute {keyword}"
+        return "decoded values"

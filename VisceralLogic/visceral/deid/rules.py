@@ -36,7 +36,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Set
 
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.tag import Tag
 from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence
 
@@ -218,10 +220,23 @@ def _shift_datetime(text: str, days: int) -> Optional[str]:
     return None if shifted is None else shifted + text[8:]
 
 
+def _vr_of(ds: Dataset, tag) -> str:
+    """The VR of an element without decoding its value (implicit VR: from the dictionary)."""
+    raw = ds.get_item(tag)
+    vr = getattr(raw, "VR", None)
+    if vr:
+        return str(vr)
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return "UN"
+
+
 class _Transformer:
     def __init__(self, ctx: HeaderContext) -> None:
         self.ctx = ctx
         self.profile = ctx.profile
+        self.empty_tags = {Tag(tag_for_keyword(k)) for k in ctx.profile.empty}
 
     # -- helpers ----------------------------------------------------------------------------------
     def _remove(self, ds: Dataset, elem: DataElement, keyword: str, private: bool = False) -> None:
@@ -321,16 +336,17 @@ class _Transformer:
             if tag.element == 0:  # group length (retired)
                 del ds[tag]
                 continue
+            rule = rule_for(int(tag))
+            if rule is None and tag not in self.empty_tags:
+                # Not an identifying attribute: left as read (not even decoded), unless a sequence to walk.
+                if _vr_of(ds, tag) == "SQ":
+                    self.walk(ds[tag].value)
+                continue
             elem = ds[tag]
             keyword = elem.keyword or ""
-            if keyword and keyword in self.profile.empty:
+            if tag in self.empty_tags:
                 if elem.value not in (None, "", b""):
                     self._empty(elem, keyword)
-                continue
-            rule = rule_for(int(tag))
-            if rule is None:
-                if elem.VR == "SQ":
-                    self.walk(elem.value)
                 continue
             self._apply(ds, elem, keyword, rule)
 
