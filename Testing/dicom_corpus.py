@@ -70,6 +70,7 @@ class SeriesSpec:
     slice_positions: Optional[Sequence[Tuple[float, float, float]]] = None  # overrides origin/slice_spacing
     rescale: Tuple[float, float] = (1.0, -1024.0)  # slope, intercept (CT)
     series_description: str = "Thorax Abdomen KM 1.5 B30f"
+    phantom: bool = False  # smooth body-like values (compress like real images) instead of noise
     study_description: str = "CT THORAX ABDOMEN mit KM"
     seed: int = 0
 
@@ -167,7 +168,14 @@ def write_series(folder: Path, patient: Patient, spec: SeriesSpec, plant: bool =
         positions = [np.array(spec.origin) + k * spec.slice_spacing * normal for k in range(spec.slices)]
     dtype = np.int16 if spec.modality == "CT" else np.uint16
     low, high = (-200, 1800) if spec.modality == "CT" else (0, 4000)
-    voxels = rng.integers(low, high, size=(len(positions), spec.rows, spec.columns)).astype(dtype)
+    if spec.phantom:
+        k, j, i = np.meshgrid(np.arange(len(positions)), np.arange(spec.rows), np.arange(spec.columns), indexing="ij")
+        body = ((i - spec.columns / 2) / (0.42 * spec.columns)) ** 2 + ((j - spec.rows / 2) / (0.32 * spec.rows)) ** 2 < 1
+        organ = ((i - 0.38 * spec.columns) / (0.12 * spec.columns)) ** 2 + ((j - 0.45 * spec.rows) / (0.1 * spec.rows)) ** 2 < 1
+        values = np.where(body, 1064, 24) + np.where(organ, 60 + (k % 7), 0) + rng.integers(-12, 13, size=body.shape)
+        voxels = (values if spec.modality == "CT" else values * 2).astype(dtype)
+    else:
+        voxels = rng.integers(low, high, size=(len(positions), spec.rows, spec.columns)).astype(dtype)
     out = Written(voxels=voxels)
     for k, position in enumerate(positions):
         ds = base_dataset(patient, spec, k, position, study_uid, series_uid, frame_uid)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import time
@@ -19,16 +18,23 @@ def timed(fn: Callable[[], object], repeat: int = 1) -> float:
     return best
 
 
+_MEASURE = (
+    "import resource, subprocess, sys\n"
+    "r = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+    "sys.stderr.write(r.stderr[-2000:])\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(r.returncode)\n"
+)
+
+
 def run_command(cmd: Sequence[str]) -> Tuple[float, float]:
-    """Run ``cmd``; return (seconds, peak RSS of the child in MiB). Raises on failure."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run ``cmd`` under a fresh wrapper process; return (seconds, the command's own peak RSS in MiB)."""
     start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    if result.returncode != 0:
+    if result.returncode not in (0, 1):  # visceral exits 1 when something was refused
         raise RuntimeError(f"{cmd[0]} failed ({result.returncode}): {result.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024.0
+    return seconds, float(result.stdout.strip().splitlines()[-1]) / 1024.0
 
 
 def print_table(title: str, header: List[str], rows: List[List[object]]) -> None:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Optional, Tuple, Union
 
 import numpy as np
-import SimpleITK as sitk
 
 from visceral.conventions.frames import ImageGeometry
 from visceral.errors import FileFormatError, GeometryError
@@ -30,8 +29,10 @@ PathLike = Union[str, Path]
 __all__ = ["read_geometry", "read_volume", "write_volume", "to_sitk", "NiftiHeader", "read_nifti_header", "read_nifti_voxels", "smallest_label_dtype"]
 
 
-def to_sitk(array: np.ndarray, geometry: ImageGeometry) -> sitk.Image:
+def to_sitk(array: np.ndarray, geometry: ImageGeometry) -> "sitk.Image":  # noqa: F821
     """A SimpleITK image of ``array`` (``[k, j, i]``) placed on ``geometry``."""
+    import SimpleITK as sitk
+
     expected = tuple(reversed(geometry.shape))
     if array.shape != expected:
         raise GeometryError(f"array shape {array.shape} (k, j, i) does not match the grid {geometry.shape} (i, j, k)")
@@ -44,7 +45,9 @@ def to_sitk(array: np.ndarray, geometry: ImageGeometry) -> sitk.Image:
     return image
 
 
-def _reader(path: PathLike) -> sitk.ImageFileReader:
+def _reader(path: PathLike) -> "sitk.ImageFileReader":  # noqa: F821
+    import SimpleITK as sitk
+
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.SetImageIO("NiftiImageIO")
@@ -88,26 +91,97 @@ def read_volume(path: PathLike) -> Tuple[np.ndarray, ImageGeometry]:
             raise FileFormatError(path, f"not a readable NIfTI file ({_itk_reason(exc)})") from None
         if image.GetNumberOfComponentsPerPixel() != 1:
             raise FileFormatError(path, "expected a single-component volume") from None
+        import SimpleITK as sitk
+
         values = sitk.GetArrayFromImage(image)
     return values, geometry
 
 
-def write_volume(path: PathLike, array: np.ndarray, geometry: ImageGeometry, compress: Optional[bool] = None) -> Path:
-    """Write ``array`` on ``geometry`` as NIfTI-1 to ``path`` atomically (gzip for ``.nii.gz``).
+#: gzip level of written volumes: 1 compresses a CT about 4x faster than zlib's default 6 for files
+#: about 10 % larger (measured in bench/convert.py); decompression speed is the same.
+GZIP_LEVEL = 1
 
-    The voxel type is the array's; qform and sform both hold the grid (ITK's writer
-    sets both codes to "scanner"); the header's text fields are left empty.
+
+def write_volume(path: PathLike, array: np.ndarray, geometry: ImageGeometry, compress: Optional[bool] = None, level: int = GZIP_LEVEL) -> Path:
+    """Write ``array`` (``[k, j, i]``) on ``geometry`` as NIfTI-1 to ``path``, atomically.
+
+    Our own writer (:func:`nifti_header_bytes`), streaming the voxels slice by slice into the
+    (gzip for ``.nii.gz``) file: no copy of the volume is made, so converting a volume needs
+    about its own size in memory.  qform and sform both hold the grid (codes 1, "scanner"),
+    units are mm, the text fields (descrip, aux_file, intent_name) stay empty.
     """
     path = Path(path)
-    image = to_sitk(array, geometry)
+    expected = tuple(reversed(geometry.shape))
+    if array.shape != expected:
+        raise GeometryError(f"array shape {array.shape} (k, j, i) does not match the grid {geometry.shape} (i, j, k)")
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    dtype = array.dtype.newbyteorder("<")
+    if dtype.str[1:] not in _DTYPE_CODES:
+        raise ValueError(f"voxel type {array.dtype} cannot be written to NIfTI-1")
     compress = path.name.endswith(".gz") if compress is None else compress
     with atomic_output_path(path) as tmp:
-        writer = sitk.ImageFileWriter()
-        writer.SetFileName(str(tmp))
-        writer.SetImageIO("NiftiImageIO")
-        writer.SetUseCompression(compress)
-        writer.Execute(image)
+        with (gzip.open(tmp, "wb", compresslevel=level) if compress else open(tmp, "wb")) as handle:
+            handle.write(nifti_header_bytes(geometry, dtype))
+            handle.write(b"\0\0\0\0")  # no extensions
+            for k in range(array.shape[0]):
+                handle.write(np.ascontiguousarray(array[k], dtype=dtype).tobytes())
     return path
+
+
+_DTYPE_CODES = {"u1": (2, 8), "i2": (4, 16), "i4": (8, 32), "f4": (16, 32), "f8": (64, 64), "i1": (256, 8),
+                "u2": (512, 16), "u4": (768, 32), "i8": (1024, 64), "u8": (1280, 64)}
+
+
+def _quaternion(rotation: np.ndarray) -> Tuple[float, float, float]:
+    """(b, c, d) of a proper rotation matrix (NIfTI-1 nifti_mat44_to_quatern)."""
+    r = rotation
+    a = r[0, 0] + r[1, 1] + r[2, 2] + 1.0
+    if a > 0.5:
+        a = 0.5 * np.sqrt(a)
+        b, c, d = 0.25 * (r[2, 1] - r[1, 2]) / a, 0.25 * (r[0, 2] - r[2, 0]) / a, 0.25 * (r[1, 0] - r[0, 1]) / a
+    else:
+        xd, yd, zd = 1.0 + r[0, 0] - (r[1, 1] + r[2, 2]), 1.0 + r[1, 1] - (r[0, 0] + r[2, 2]), 1.0 + r[2, 2] - (r[0, 0] + r[1, 1])
+        if xd > 1.0:
+            b = 0.5 * np.sqrt(xd)
+            c, d, a = 0.25 * (r[0, 1] + r[1, 0]) / b, 0.25 * (r[0, 2] + r[2, 0]) / b, 0.25 * (r[2, 1] - r[1, 2]) / b
+        elif yd > 1.0:
+            c = 0.5 * np.sqrt(yd)
+            b, d, a = 0.25 * (r[0, 1] + r[1, 0]) / c, 0.25 * (r[1, 2] + r[2, 1]) / c, 0.25 * (r[0, 2] - r[2, 0]) / c
+        else:
+            d = 0.5 * np.sqrt(zd)
+            b, c, a = 0.25 * (r[0, 2] + r[2, 0]) / d, 0.25 * (r[1, 2] + r[2, 1]) / d, 0.25 * (r[1, 0] - r[0, 1]) / d
+        if a < 0.0:
+            b, c, d = -b, -c, -d
+    return float(b), float(c), float(d)
+
+
+def nifti_header_bytes(geometry: ImageGeometry, dtype: np.dtype) -> bytes:
+    """The 348-byte NIfTI-1 header of a volume on ``geometry`` with voxels of ``dtype``."""
+    code, bitpix = _DTYPE_CODES[np.dtype(dtype).str[1:]]
+    affine = geometry.ijk_to_ras_matrix()
+    rotation = np.asarray(geometry.direction) * np.array([-1.0, -1.0, 1.0])[:, None]  # RAS direction columns
+    qfac = 1.0
+    if np.linalg.det(rotation) < 0:
+        qfac = -1.0
+        rotation = rotation.copy()
+        rotation[:, 2] *= -1
+    # Orthonormalize (a direction matrix read from float text is orthonormal only to ~1e-6).
+    u, _, vt = np.linalg.svd(rotation)
+    b, c, d = _quaternion(u @ vt)
+    header = bytearray(348)
+    struct.pack_into("<i", header, 0, 348)
+    struct.pack_into("<8h", header, 40, 3, *geometry.shape, 1, 1, 1, 1)
+    struct.pack_into("<2h", header, 70, code, bitpix)
+    struct.pack_into("<8f", header, 76, qfac, *geometry.spacing_mm, 1.0, 1.0, 1.0, 1.0)
+    struct.pack_into("<f", header, 108, 352.0)  # vox_offset
+    struct.pack_into("<2f", header, 112, 1.0, 0.0)  # scl_slope, scl_inter
+    header[123] = 2 | 8  # xyzt_units: mm, s
+    struct.pack_into("<2h", header, 252, 1, 1)  # qform_code, sform_code: scanner
+    struct.pack_into("<6f", header, 256, b, c, d, *affine[:3, 3])
+    struct.pack_into("<12f", header, 280, *affine[:3, :].ravel())
+    header[344:348] = b"n+1\0"
+    return bytes(header)
 
 
 def smallest_label_dtype(max_label: int) -> np.dtype:
