@@ -258,3 +258,11 @@ def test_uid_and_age_helpers() -> None:
     assert derive_age("20191201", "20200102") == "004W"
     assert derive_age("19200101", "20200102") == "090Y"
     assert derive_age("bad", "20200102") is None
+
+
+def test_identity_check_of_a_folder(study) -> None:
+    from visceral.deid.check import identity_findings
+
+    assert identity_findings(study["out"]) == []
+    raw = identity_findings(study["in"] / "bob")
+    assert raw and "Patient Identity Removed is not YES" in raw[0] and "InstitutionName has a value" in raw[0]

@@ -170,3 +170,34 @@ def test_slicer_ras_places_every_voxel_where_we_do(tmp_path: Path, flip: bool) -
     assert np.array_equal(slicer_values[grid[:, 2], grid[:, 1], grid[:, 0]], ours[our_ijk[:, 2], our_ijk[:, 1], our_ijk[:, 0]])
     if not flip:  # right-handed: Slicer's IJKToRAS is exactly our NIfTI affine
         assert np.allclose(slicer_ijk_to_ras, geometry.ijk_to_ras_matrix(), atol=1e-4)
+
+
+@pytest.mark.parametrize("flips, permutation", [((0, 0, 1), (0, 1, 2)), ((1, 0, 0), (0, 1, 2)), ((0, 1, 1), (1, 0, 2)), ((0, 0, 0), (2, 0, 1))])
+def test_array_from_reindexes_the_same_voxels(flips, permutation) -> None:
+    """A grid with reversed/permuted axes (as Slicer makes of a left-handed NIfTI) holds the same voxels."""
+    image = oblique_image(flip=True)
+    geometry = ImageGeometry.from_sitk(image)
+    values = sitk.GetArrayFromImage(image)  # [k, j, i]
+    # Build the other grid: axis n of the new grid = permuted axis of the old one, maybe reversed.
+    d, sp, sh = geometry.direction, np.array(geometry.spacing_mm), np.array(geometry.shape)
+    cols, spacing, shape = [], [], []
+    origin_ijk = np.zeros(3)
+    for n in range(3):
+        old = permutation[n]
+        sign = -1.0 if flips[n] else 1.0
+        cols.append(sign * d[:, old])
+        spacing.append(sp[old])
+        shape.append(sh[old])
+        if flips[n]:
+            origin_ijk[old] = sh[old] - 1
+    other = ImageGeometry(tuple(shape), tuple(spacing), tuple(geometry.index_to_world(origin_ijk, "LPS")), tuple(map(tuple, np.column_stack(cols))))
+    # the other grid's array: value at its index = value at the same world point in ours
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1).reshape(-1, 3)
+    ours = np.rint(geometry.world_to_index(other.index_to_world(grid, "LPS"), "LPS")).astype(int)
+    other_values = np.empty(tuple(reversed(shape)), values.dtype)
+    other_values[grid[:, 2], grid[:, 1], grid[:, 0]] = values[ours[:, 2], ours[:, 1], ours[:, 0]]
+    assert np.array_equal(geometry.array_from(other_values, other), values)
+    assert geometry.axis_map(other) is not None
+    shifted = ImageGeometry(other.shape, other.spacing_mm, tuple(np.array(other.origin_lps) + 0.3), other.direction_lps)
+    with pytest.raises(GeometryError):
+        geometry.array_from(other_values, shifted)

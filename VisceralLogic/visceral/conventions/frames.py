@@ -26,7 +26,7 @@ Covariances transform like ``C' = A C A^T`` with ``A`` the linear part.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -194,6 +194,47 @@ class ImageGeometry:
         ijk = np.asarray(ijk, dtype=float)
         upper = np.asarray(self.shape, dtype=float) - 1 + tolerance_voxels
         return np.all((ijk >= -tolerance_voxels) & (ijk <= upper), axis=-1)
+
+    def axis_map(self, other: "ImageGeometry", tolerance_mm: float = 1e-3) -> Optional[Tuple[Tuple[int, bool], ...]]:
+        """How ``other`` indexes this grid's voxels, when both are the same voxels in the world.
+
+        Returns, for each axis of this grid, ``(axis of other, reversed)``, or ``None`` when the
+        grids differ (not just by the order or direction of their axes).  3D Slicer, for example,
+        reverses the k axis of a left-handed NIfTI grid when it reads it.
+        """
+        mapping = []
+        for n, axis in enumerate(self.direction.T):
+            dots = other.direction.T @ axis
+            m = int(np.argmax(np.abs(dots)))
+            if abs(abs(dots[m]) - 1.0) > 1e-6 or abs(self.spacing_mm[n] - other.spacing_mm[m]) > 1e-6 * max(1.0, self.spacing_mm[n]):
+                return None
+            if self.shape[n] != other.shape[m]:
+                return None
+            mapping.append((m, bool(dots[m] < 0)))
+        if len({m for m, _ in mapping}) != 3:
+            return None
+        corners = np.array([[i, j, k] for i in (0, self.shape[0] - 1) for j in (0, self.shape[1] - 1) for k in (0, self.shape[2] - 1)], dtype=float)
+        mine = self.index_to_world(corners, "LPS")
+        theirs = other.index_to_world(other.world_to_index(mine, "LPS").round(), "LPS")
+        if np.max(np.abs(mine - theirs)) > tolerance_mm or np.max(np.abs(other.world_to_index(mine, "LPS") - other.world_to_index(mine, "LPS").round())) > 1e-3:
+            return None
+        return tuple(mapping)
+
+    def array_from(self, array: Any, other: "ImageGeometry", tolerance_mm: float = 1e-3) -> np.ndarray:
+        """``array`` (``[k, j, i]`` on grid ``other``) re-indexed onto this grid (axes flipped/permuted, no resampling).
+
+        Raises:
+            GeometryError: the grids are not the same voxels.
+        """
+        mapping = self.axis_map(other, tolerance_mm)
+        if mapping is None:
+            raise GeometryError(f"grids differ: {other.shape} at {other.origin_lps} vs {self.shape} at {self.origin_lps}")
+        arr = np.asarray(array)
+        # numpy axes are reversed (k, j, i): axis n of a grid is numpy axis 2 - n
+        order = [2 - mapping[2 - a][0] for a in range(3)]
+        out = np.transpose(arr, order)
+        flips = [a for a in range(3) if mapping[2 - a][1]]
+        return np.flip(out, axis=flips) if flips else out
 
     def same_grid(self, other: "ImageGeometry", tolerance_mm: float = 1e-3) -> bool:
         """True when both grids have the same shape and place every voxel within ``tolerance_mm``.

@@ -1,0 +1,374 @@
+"""Visceral: VISCERAL data sets in 3D Slicer -- import de-identified DICOM, export RadLex-labelled
+segmentations and landmark CSVs with covariance, and load annotations back.
+
+Five classes in the order of Slicer's scripted-module template: module, parameter node, widget,
+logic, test.  The widget only binds the GUI; the logic (usable from batch scripts) calls the
+Qt-free bridge ``VisceralLib.MRMLBridge`` and the pure-logic package ``visceral``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+import slicer
+import vtk
+from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+from VisceralLib import MRMLBridge
+
+CONVENTIONS_URL = "https://github.com/visceral-toolkit/Visceral/blob/main/docs/CONVENTIONS.md"
+
+
+#
+# Visceral
+#
+
+
+class Visceral(ScriptedLoadableModule):
+    """Module description shown in Slicer."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("Visceral")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Informatics")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["Visceral developers"]
+        self.parent.helpText = _(
+            "Import de-identified CT/MR DICOM as a VISCERAL data set, export segmentations as RadLex-labelled "
+            "NIfTI with a structure,label table (or per-structure uncertainty volumes), export point lists as "
+            "landmark CSV (mm from voxel [0,0,0], with covariance), and load annotations back for review. "
+            f'The conventions and every decision taken are in <a href="{CONVENTIONS_URL}">docs/CONVENTIONS.md</a>.'
+        )
+        self.parent.acknowledgementText = _(
+            "Data-format conventions from the VISCERAL project (VISual Concept Extraction challenge in RAdioLogy). "
+            "De-identification follows DICOM PS3.15 Annex E."
+        )
+
+
+#
+# VisceralParameterNode
+#
+
+
+@parameterNodeWrapper
+class VisceralParameterNode:
+    """The module's selections (bound to the widgets through their SlicerParameterName)."""
+
+    importFolder: Path
+    datasetFolder: Path
+    segmentation: vtkMRMLSegmentationNode
+    segmentationReference: vtkMRMLScalarVolumeNode
+    subject: int = 1
+    acquisition: int = 1
+    modality: str = "CT"
+    annotator: int = 1
+    uncertainty: bool = False
+    exportFolder: Path
+    landmarks: vtkMRMLMarkupsFiducialNode
+    landmarksReference: vtkMRMLScalarVolumeNode
+    annotationFile: Path
+    annotationReference: vtkMRMLScalarVolumeNode
+
+
+#
+# VisceralWidget
+#
+
+
+class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Thin GUI: binds the .ui to the parameter node and calls the logic."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic: Optional[VisceralLogic] = None
+        self._parameterNode: Optional[VisceralParameterNode] = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self) -> None:
+        """Load the .ui, connect the buttons."""
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/Visceral.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = VisceralLogic()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.importButton.connect("clicked(bool)", self.onImportButton)
+        self.ui.deidentifyButton.connect("clicked(bool)", self.onDeidentifyButton)
+        self.ui.exportSegmentationButton.connect("clicked(bool)", self.onExportSegmentationButton)
+        self.ui.exportLandmarksButton.connect("clicked(bool)", self.onExportLandmarksButton)
+        self.ui.importAnnotationButton.connect("clicked(bool)", self.onImportAnnotationButton)
+        self.ui.segmentationReferenceSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onReferenceChanged)
+        self.ui.segmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onSegmentationChanged)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        """Called when the application closes and the module widget is destroyed."""
+        self.removeObservers()
+
+    def enter(self) -> None:
+        """Called each time the user opens this module."""
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        """Called each time the user opens a different module."""
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        """Called just before the scene is closed."""
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        """Called just after the scene is closed."""
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        """Ensure a parameter node exists and is observed."""
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, inputParameterNode: Optional[VisceralParameterNode]) -> None:
+        """Bind the GUI to ``inputParameterNode``."""
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            self._updateButtons()
+
+    def _updateButtons(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        self.ui.importButton.enabled = bool(p and str(p.importFolder) not in ("", ".") and str(p.datasetFolder) not in ("", "."))
+        self.ui.deidentifyButton.enabled = bool(p and str(p.importFolder) not in ("", "."))
+        self.ui.exportSegmentationButton.enabled = bool(p and p.segmentation and p.segmentationReference and str(p.exportFolder) not in ("", "."))
+        self.ui.exportLandmarksButton.enabled = bool(p and p.landmarks and p.landmarksReference and str(p.exportFolder) not in ("", "."))
+        self.ui.importAnnotationButton.enabled = bool(p and p.annotationReference and Path(str(p.annotationFile)).is_file())
+
+    def _report(self, lines: List[str]) -> None:
+        self.ui.resultsTextEdit.setPlainText("\n".join(lines))
+
+    def _progress(self, title: str):
+        dialog = slicer.util.createProgressDialog(labelText=title, maximum=100)
+
+        def update(done: int, total: int, stage: str) -> None:
+            dialog.labelText = f"{title}: {stage}"
+            dialog.value = int(100 * done / max(total, 1))
+            slicer.app.processEvents()
+
+        return dialog, update
+
+    def onReferenceChanged(self, node) -> None:
+        """Pre-fill subject/acquisition/modality from the volume's attributes."""
+        name = MRMLBridge.volumeTokens(node) if node else None
+        if name and self._parameterNode:
+            self._parameterNode.subject, self._parameterNode.acquisition = name.subject, name.acquisition
+            self._parameterNode.modality = name.modality or ""
+
+    def onSegmentationChanged(self, node) -> None:
+        """Show how segments map to RadLex before anything is written."""
+        if not node:
+            self.ui.segmentMappingLabel.text = ""
+            return
+        mapping = MRMLBridge.mapSegments(node)
+        known = ", ".join(f"{s.name} ({s.radlex_id})" for s in mapping.structures.values())
+        unknown = ", ".join(n for _, n in mapping.unknown)
+        self.ui.segmentMappingLabel.text = _("RadLex: ") + (known or "-") + (_("\nUnknown (rename or set terminology): ") + unknown if unknown else "")
+
+    def onImportButton(self) -> None:
+        """Check, convert and load the DICOM folder."""
+        p = self._parameterNode
+        dialog, progress = self._progress(_("Importing"))
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Import failed."), waitCursor=True):
+                nodes, report = self.logic.importDicomFolder(str(p.importFolder), str(p.datasetFolder), progress=progress)
+                self._report([f"loaded {n.GetName()}" for n in nodes] + [f"{x.code}: {x.where}: {x.message}" for x in report.problems])
+        finally:
+            dialog.close()
+
+    def onDeidentifyButton(self) -> None:
+        """De-identify a clinical folder into the DICOM folder, then the import can run."""
+        source = slicer.util.qt.QFileDialog.getExistingDirectory(None, _("Clinical DICOM folder to de-identify"))
+        if not source:
+            return
+        dialog, progress = self._progress(_("De-identifying"))
+        try:
+            with slicer.util.tryWithErrorDisplay(_("De-identification failed."), waitCursor=True):
+                report = self.logic.deidentifyFolder(source, str(self._parameterNode.importFolder), progress=progress)
+                fates = report.fates()
+                self._report([", ".join(f"{n} {fate}" for fate, n in fates.items()), f"leak scan: {report.leak_count()} hit(s)",
+                              f"private folder (key, linkage, reports): {report.private_dir}"])
+        finally:
+            dialog.close()
+
+    def onExportSegmentationButton(self) -> None:
+        """Export the segmentation (asks before overwriting)."""
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
+            args = (p.segmentation, p.segmentationReference, str(p.exportFolder), p.subject, p.acquisition, p.modality, p.annotator, p.uncertainty)
+            try:
+                result = self.logic.exportSegmentation(*args)
+            except FileExistsError as exc:
+                if not slicer.util.confirmYesNoDisplay(_("Overwrite?") + f"\n{exc}"):
+                    return
+                result = self.logic.exportSegmentation(*args, overwrite=True)
+            self._report([f"wrote {f}" for f in result.files] + [f"{n}: label {v}" for n, v in result.labels.items()])
+
+    def onExportLandmarksButton(self) -> None:
+        """Export the point list as a landmark CSV (asks before overwriting)."""
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
+            args = (p.landmarks, p.landmarksReference, str(p.exportFolder), p.annotator)
+            try:
+                path = self.logic.exportLandmarks(*args)
+            except FileExistsError as exc:
+                if not slicer.util.confirmYesNoDisplay(_("Overwrite?") + f"\n{exc}"):
+                    return
+                path = self.logic.exportLandmarks(*args, overwrite=True)
+            self._report([f"wrote {path}"])
+
+    def onImportAnnotationButton(self) -> None:
+        """Load a region annotation or a landmark CSV."""
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Import failed."), waitCursor=True):
+            node = self.logic.importAnnotation(str(p.annotationFile), p.annotationReference)
+            self._report([f"loaded {node.GetName()}"])
+
+
+#
+# VisceralLogic
+#
+
+
+class VisceralLogic(ScriptedLoadableModuleLogic):
+    """What the widget does, callable from batch scripts (``Slicer --no-main-window --python-script``).
+
+    Methods raise ``ValueError`` (``visceral.VisceralError``) with a clear message; they never open dialogs.
+    """
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self) -> VisceralParameterNode:
+        """The module's parameter node (created when missing)."""
+        return VisceralParameterNode(super().getParameterNode())
+
+    def deidentifyFolder(self, inputFolder: str, outputFolder: str, progress=None):
+        """De-identify a clinical DICOM folder (QA gate on); returns the audit report."""
+        from visceral.deid import deidentify
+
+        return deidentify(inputFolder, outputFolder, jobs=os.cpu_count() or 1, progress=progress)
+
+    def importDicomFolder(self, dicomFolder: str, datasetFolder: str, progress=None, scene=None):
+        """Check that ``dicomFolder`` is de-identified, convert it into ``datasetFolder`` and load the volumes.
+
+        Raises:
+            ValueError: listing what looks identifying (de-identify first).
+        """
+        from visceral.convert import convert
+        from visceral.deid.check import identity_findings
+
+        findings = identity_findings(dicomFolder)
+        if findings:
+            raise ValueError(_("The folder does not look de-identified; de-identify it first:\n") + "\n".join(findings))
+        report = convert(dicomFolder, datasetFolder, progress=progress)
+        scene = scene or slicer.mrmlScene
+        nodes = [MRMLBridge.loadVolume(scene, str(Path(datasetFolder) / v.name)) for v in report.volumes]
+        return nodes, report
+
+    def loadImage(self, path: str, scene=None):
+        """Load a data-set image (``subjectNN_A_modalityXX.nii.gz``) as a volume node named by the conventions."""
+        return MRMLBridge.loadVolume(scene or slicer.mrmlScene, path)
+
+    def exportSegmentation(self, segmentationNode, referenceVolumeNode, folder: str, subject: Optional[int] = None,
+                           acquisition: Optional[int] = None, modality: Optional[str] = None, annotator: int = 1,
+                           uncertainty: bool = False, overwrite: bool = False):
+        """Export a segmentation as a region annotation (see ``MRMLBridge.exportSegmentation``).
+
+        Subject, acquisition and modality default to the reference volume's (as loaded by :meth:`loadImage`).
+        """
+        from visceral.conventions.names import FileKind, VisceralName
+
+        image = MRMLBridge.volumeTokens(referenceVolumeNode)
+        if subject is None or acquisition is None:
+            if image is None:
+                raise ValueError(_("Give subject and acquisition: the reference volume has no VISCERAL name"))
+            subject, acquisition, modality = image.subject, image.acquisition, modality if modality is not None else image.modality
+        name = VisceralName(int(subject), int(acquisition), modality or None, FileKind.REGION, int(annotator))
+        return MRMLBridge.exportSegmentation(segmentationNode, referenceVolumeNode, folder, name, uncertainty, overwrite)
+
+    def exportLandmarks(self, markupsNode, referenceVolumeNode, folder: str, annotator: int, overwrite: bool = False) -> str:
+        """Export a point list as the landmark CSV of its reference image; returns the path."""
+        from visceral.conventions.names import FileKind, VisceralName
+
+        image = MRMLBridge.volumeTokens(referenceVolumeNode)
+        if image is None:
+            raise ValueError(_("The reference volume has no VISCERAL name; load it with the Import section"))
+        name = VisceralName(image.subject, image.acquisition, image.modality, FileKind.LANDMARKS, int(annotator), extension=".csv")
+        path = str(Path(folder) / name.format())
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        MRMLBridge.exportMarkups(markupsNode, referenceVolumeNode, path, overwrite)
+        return path
+
+    def importAnnotation(self, path: str, referenceVolumeNode, scene=None):
+        """Load a region annotation (.nii.gz) or landmark CSV on its reference volume."""
+        scene = scene or slicer.mrmlScene
+        if path.endswith(".csv"):
+            return MRMLBridge.importLandmarks(scene, path, referenceVolumeNode)
+        return MRMLBridge.importRegionAnnotation(scene, path, referenceVolumeNode)
+
+
+#
+# VisceralTest
+#
+
+
+class VisceralTest(ScriptedLoadableModuleTest):
+    """Runs the scenarios the pytest suite runs on bare MRML (``VisceralLib.Scenarios``), inside Slicer."""
+
+    def setUp(self) -> None:
+        """Reset the scene (idempotent)."""
+        slicer.mrmlScene.Clear()
+
+    def runTest(self) -> None:
+        """Run as few or as many tests as needed here."""
+        self.setUp()
+        self.test_SegmentationRoundTrip()
+        self.test_MarkupsRoundTrip()
+
+    def test_SegmentationRoundTrip(self) -> None:
+        from VisceralLib import Scenarios
+
+        self.delayDisplay("Segmentation export and re-import")
+        with tempfile.TemporaryDirectory() as workdir:
+            Scenarios.scenarioSegmentationRoundTrip(workdir)
+        self.delayDisplay("Test passed")
+
+    def test_MarkupsRoundTrip(self) -> None:
+        from VisceralLib import Scenarios
+
+        self.delayDisplay("Landmarks with covariance")
+        with tempfile.TemporaryDirectory() as workdir:
+            position_error, covariance_error = Scenarios.scenarioMarkupsRoundTrip(workdir)
+        logging.info("landmark round trip: %.3g mm, covariance %.3g", position_error, covariance_error)
+        self.delayDisplay("Test passed")

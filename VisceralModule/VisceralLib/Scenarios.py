@@ -1,0 +1,195 @@
+"""Test scenarios shared by pytest (bare MRML of ``slicer-core``) and the Slicer self-test ``VisceralTest``.
+
+Each scenario builds its own data on an oblique, anisotropic, left-handed grid (the hard case:
+Slicer re-indexes such a grid), drives the bridge, and raises ``AssertionError`` on a mismatch.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Dict, Tuple
+
+import numpy as np
+import slicer
+import vtk
+from vtk.util.numpy_support import numpy_to_vtk
+
+from VisceralLib import MRMLBridge
+from visceral.conventions.frames import ImageGeometry
+from visceral.conventions.names import FileKind, VisceralName
+from visceral.dataset import write_image
+from visceral.imageio import read_volume
+
+IMAGE = VisceralName(3, 1, "CT")
+REGION = VisceralName(3, 1, "CT", FileKind.REGION, 2)
+
+
+def _rotation(ax: float, ay: float, az: float) -> np.ndarray:
+    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
+    return (np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]]) @ np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+            @ np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]]))
+
+
+#: Oblique, anisotropic and left-handed.
+GEOMETRY = ImageGeometry((14, 12, 9), (0.7, 0.9, 2.5), (-40.0, 25.0, 90.0), tuple(map(tuple, _rotation(0.3, -0.2, 0.15) @ np.diag([1.0, -1.0, 1.0]))))
+
+
+def newScene():
+    """A scene as Slicer's own would be: segmentation converter rules registered."""
+    scene = slicer.vtkMRMLScene()
+    logic = slicer.vtkSlicerSegmentationsModuleLogic()
+    logic.SetMRMLScene(scene)
+    return scene
+
+
+def structures() -> Dict[str, np.ndarray]:
+    """Disjoint structures ``[k, j, i]`` on :data:`GEOMETRY`; two RadLex IDs above int16's 32767."""
+    shape = tuple(reversed(GEOMETRY.shape))
+
+    def box(lo, hi):
+        m = np.zeros(shape, bool)
+        m[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]] = True
+        return m
+
+    return {"liver": box((1, 1, 1), (6, 6, 4)), "spleen": box((8, 1, 1), (13, 5, 3)),
+            "right rectus abdominis": box((2, 7, 4), (12, 11, 7)), "left rectus abdominis": box((1, 7, 8), (5, 9, 9))}
+
+
+def writeImage(folder: Path) -> Path:
+    """The reference image of the scenarios, written as a data-set image."""
+    values = (np.arange(np.prod(GEOMETRY.shape)) % 251).astype(np.int16).reshape(tuple(reversed(GEOMETRY.shape)))
+    return write_image(folder, IMAGE, values, GEOMETRY, OrderedDict(modality="CT"))
+
+
+def segmentationFromMasks(scene, volumeNode, masks: Dict[str, np.ndarray], order) -> "slicer.vtkMRMLSegmentationNode":
+    """A segmentation node with one segment per structure, added in ``order`` (input on the file grid)."""
+    slicer_grid = MRMLBridge.geometryFromVolumeNode(volumeNode)
+    segmentation = slicer.vtkMRMLSegmentationNode()
+    scene.AddNode(segmentation)
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
+    for n, name in enumerate(order, start=1):
+        labelmap = slicer.vtkMRMLLabelMapVolumeNode()
+        scene.AddNode(labelmap)
+        values = slicer_grid.array_from(masks[name].astype(np.uint8), GEOMETRY)
+        image = vtk.vtkImageData()
+        image.SetDimensions(*slicer_grid.shape)
+        image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(values).ravel(), deep=True))
+        labelmap.SetAndObserveImageData(image)
+        m = vtk.vtkMatrix4x4()
+        volumeNode.GetIJKToRASMatrix(m)
+        labelmap.SetIJKToRASMatrix(m)
+        before = segmentation.GetSegmentation().GetNumberOfSegments()
+        assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+        segment_id = segmentation.GetSegmentation().GetNthSegmentID(before)
+        segmentation.GetSegmentation().GetSegment(segment_id).SetName(name if n % 2 else name.title())  # names as users type them
+        scene.RemoveNode(labelmap)
+    return segmentation
+
+
+def scenarioSegmentationRoundTrip(workdir: str) -> Dict[str, object]:
+    """Segmentation -> export -> re-import: identical voxels and names; order-independent labels;
+    cross-checked against Slicer's own ``ExportSegmentsToLabelmapNode`` (and its int16 clamp)."""
+    folder = Path(workdir)
+    scene = newScene()
+    volume = MRMLBridge.loadVolume(scene, str(writeImage(folder)))
+    assert MRMLBridge.volumeTokens(volume) == IMAGE
+    masks = structures()
+    names = list(masks)
+    results = []
+    for n, order in enumerate((names, list(reversed(names)), names[1:] + names[:1])):
+        segmentation = segmentationFromMasks(scene, volume, masks, order)
+        out = folder / f"export{n}"
+        MRMLBridge.exportSegmentation(segmentation, volume, str(out), REGION)
+        labels, grid = read_volume(out / REGION.format())
+        assert grid.same_grid(GEOMETRY, 1e-4), "the label volume is not on the image's file grid"
+        results.append(labels)
+        if n == 0:
+            first = segmentation
+    for labels in results[1:]:
+        assert np.array_equal(labels, results[0]), "segment order changed the voxels"
+    labels = results[0]
+    assert labels.dtype == np.uint16 and set(np.unique(labels)) == {0, 58, 86, 40357, 40358}
+    for name, value in (("liver", 58), ("spleen", 86), ("right rectus abdominis", 40357), ("left rectus abdominis", 40358)):
+        assert np.array_equal(labels == value, masks[name]), name
+    # Deleting and re-adding a segment changes nothing either.
+    seg = first.GetSegmentation()
+    seg.RemoveSegment(seg.GetNthSegmentID(0))
+    readded = segmentationFromMasks(scene, volume, {"liver": masks["liver"]}, ["liver"])
+    seg.CopySegmentFromSegmentation(readded.GetSegmentation(), readded.GetSegmentation().GetNthSegmentID(0))
+    MRMLBridge.exportSegmentation(first, volume, str(folder / "readded"), REGION)
+    assert np.array_equal(read_volume(folder / "readded" / REGION.format())[0], labels)
+    # Re-import into MRML: names and voxels back.
+    imported = MRMLBridge.importRegionAnnotation(scene, str(folder / "export0" / REGION.format()), volume)
+    back = MRMLBridge.segmentMasks(imported, [imported.GetSegmentation().GetNthSegmentID(i) for i in range(4)], volume)[0]
+    slicer_grid = MRMLBridge.geometryFromVolumeNode(volume)
+    got = {imported.GetSegmentation().GetSegment(s).GetName(): GEOMETRY.array_from(m, slicer_grid) for s, m in back.items()}
+    assert set(got) == set(masks)
+    for name, mask in masks.items():
+        assert np.array_equal(got[name], mask), name
+    # Slicer's own export agrees where it can (labels <= 32767) and shows the clamp above.
+    ids = vtk.vtkStringArray()
+    ids.InsertNextValue(first.GetSegmentation().GetSegmentIdBySegmentName("spleen") or first.GetSegmentation().GetSegmentIdBySegmentName("Spleen"))
+    labelmap = slicer.vtkMRMLLabelMapVolumeNode()
+    scene.AddNode(labelmap)
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(first, ids, labelmap, volume)
+    theirs = GEOMETRY.array_from(MRMLBridge.arrayFromVolumeNode(labelmap), MRMLBridge.geometryFromVolumeNode(labelmap)) != 0
+    assert np.array_equal(theirs, labels == 86), "the bridge disagrees with Slicer's own labelmap export"
+    return {"labels": labels, "scene": scene}
+
+
+def scenarioMarkupsRoundTrip(workdir: str) -> Tuple[float, float]:
+    """Point list with covariance -> CSV -> point list: positions within 1e-6 mm, covariances exact.
+
+    Also through ``.mrk.json``: positions are stored in LPS, the covariance measurement verbatim (RAS).
+    Returns (max position error mm, max covariance error).
+    """
+    folder = Path(workdir)
+    scene = newScene()
+    volume = MRMLBridge.loadVolume(scene, str(writeImage(folder)))
+    rng = np.random.default_rng(11)
+    points = GEOMETRY.index_to_world(rng.uniform(0, 8, size=(5, 3)), "RAS")
+    covariances = [None if n == 2 else (lambda a: a @ a.T + np.eye(3))(rng.normal(size=(3, 3))) for n in range(5)]
+    node = slicer.vtkMRMLMarkupsFiducialNode()
+    scene.AddNode(node)
+    for n, p in enumerate(points):
+        node.AddControlPoint(vtk.vtkVector3d(*p), f"{100 + n}")
+    MRMLBridge.setMarkupsCovariances(node, covariances)
+    # Through Slicer's own markups file first.
+    storage = slicer.vtkMRMLMarkupsJsonStorageNode()
+    scene.AddNode(storage)
+    storage.SetFileName(str(folder / "points.mrk.json"))
+    assert storage.WriteData(node)
+    reread = slicer.vtkMRMLMarkupsFiducialNode()
+    scene.AddNode(reread)
+    assert storage.ReadData(reread)
+    csv = folder / VisceralName(3, 1, "CT", FileKind.LANDMARKS, 2, extension=".csv").format()
+    assert MRMLBridge.exportMarkups(reread, volume, str(csv)) == 5
+    back = MRMLBridge.importLandmarks(scene, str(csv), volume)
+    got = np.array([back.GetNthControlPointPositionWorld(n) for n in range(5)])
+    position_error = float(np.max(np.abs(got - points)))
+    assert position_error < 1e-6, position_error
+    assert [back.GetNthControlPointLabel(n) for n in range(5)] == ["100", "101", "102", "103", "104"]
+    covariance_error = 0.0
+    for expected, actual in zip(covariances, MRMLBridge.markupsCovariances(back)):
+        assert (expected is None) == (actual is None)
+        if expected is not None:
+            covariance_error = max(covariance_error, float(np.max(np.abs(expected - actual))))
+    assert covariance_error < 1e-9, covariance_error
+    # Adding a point after the covariance was set: refused with a clear message, not misaligned.
+    back.AddControlPoint(vtk.vtkVector3d(0, 0, 0), "999")
+    try:
+        MRMLBridge.markupsCovariances(back)
+    except Exception as exc:  # noqa: BLE001
+        assert "points were added or removed" in str(exc)
+    else:
+        raise AssertionError("a stale covariance measurement was accepted")
+    return position_error, covariance_error
+
+
+def runAll() -> None:
+    """Every scenario, each in a fresh temporary folder (for the Slicer self-test)."""
+    for scenario in (scenarioSegmentationRoundTrip, scenarioMarkupsRoundTrip):
+        with tempfile.TemporaryDirectory() as workdir:
+            scenario(workdir)
