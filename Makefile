@@ -4,9 +4,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Debian packages the tests need: dciodvfy (DICOM IOD validator).
-APT_PACKAGES ?= dicom3tools
-APT_PROGRAMS ?= dciodvfy
+# Debian packages the tests need: dciodvfy (DICOM IOD validator), chromium (renders the demo report).
+APT_PACKAGES ?= dicom3tools chromium
+APT_PROGRAMS ?= dciodvfy chromium
 
 .PHONY: demo test bench venv system-deps clean
 
@@ -33,7 +33,7 @@ system-deps:
 	fi
 
 demo: venv
-	$(BIN)/visceral selfcheck
+	$(BIN)/visceral demo visceral-demo
 
 test: venv system-deps
 	$(BIN)/python -m pytest

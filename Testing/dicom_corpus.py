@@ -12,21 +12,27 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pydicom
 from pydicom.datadict import dictionary_VR
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from visceral.deid.tables import annex_e
+from visceral.demo.dicomgen import (  # noqa: F401  (re-exported for the tests)
+    CT_STORAGE,
+    MR_STORAGE,
+    SC_STORAGE,
+    UID_PREFIX,
+    Patient,
+    SeriesSpec,
+    base_dataset,
+    slice_normal,
+)
 
-CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
-SC_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
-UID_PREFIX = "1.2.826.0.1.3680043.10.543."
 
 # Attributes the generator sets itself (structure, identity, kept characteristics): not planted.
 _NOT_PLANTED = {
@@ -39,119 +45,12 @@ _PLANTABLE_VRS = {"PN", "LO", "SH", "LT", "ST", "UT", "UC", "CS", "DA", "DT", "U
 
 
 @dataclass
-class Patient:
-    """An original patient with identifying data."""
-
-    patient_id: str
-    name: str
-    birth_date: str
-    sex: str = "F"
-    age: Optional[str] = "061Y"
-
-
-@dataclass
-class SeriesSpec:
-    """A series to generate (geometry in DICOM LPS)."""
-
-    modality: str = "CT"
-    rows: int = 16
-    columns: int = 20
-    slices: int = 4
-    pixel_spacing: Tuple[float, float] = (0.7, 0.8)  # row spacing, column spacing (mm)
-    slice_spacing: float = 2.5
-    orientation: Tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # row direction, column direction (LPS)
-    origin: Tuple[float, float, float] = (-100.0, -80.0, 50.0)
-    series_number: int = 3
-    study_date: str = "20190412"
-    study_uid: Optional[str] = None
-    series_uid: Optional[str] = None
-    frame_uid: Optional[str] = None
-    echo_time: Optional[float] = None
-    slice_positions: Optional[Sequence[Tuple[float, float, float]]] = None  # overrides origin/slice_spacing
-    rescale: Tuple[float, float] = (1.0, -1024.0)  # slope, intercept (CT)
-    series_description: str = "Thorax Abdomen KM 1.5 B30f"
-    phantom: bool = False  # smooth body-like values (compress like real images) instead of noise
-    study_description: str = "CT THORAX ABDOMEN mit KM"
-    seed: int = 0
-
-
-@dataclass
 class Written:
     """What :func:`write_series` produced."""
 
     paths: List[Path] = field(default_factory=list)
     voxels: Optional[np.ndarray] = None  # stored values [k, j, i] in slice order
     sentinels: List[str] = field(default_factory=list)
-
-
-def _normal(orientation: Sequence[float]) -> np.ndarray:
-    row, col = np.array(orientation[:3]), np.array(orientation[3:])
-    return np.cross(row, col)
-
-
-def base_dataset(patient: Patient, spec: SeriesSpec, index: int, position: Sequence[float], study_uid: str, series_uid: str, frame_uid: str) -> Dataset:
-    """One image of the series with the Type 1/2 attributes of the CT/MR Image IODs."""
-    sop_class = CT_STORAGE if spec.modality == "CT" else MR_STORAGE
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.ImplementationClassUID = UID_PREFIX + "1"
-    ds.file_meta.SourceApplicationEntityTitle = "HOSP_PACS_AE"
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = generate_uid(prefix=UID_PREFIX)
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = patient.name, patient.patient_id, patient.birth_date, patient.sex
-    if patient.age:
-        ds.PatientAge = patient.age
-    ds.PatientWeight, ds.PatientSize = "81", "1.83"
-    ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = spec.study_date
-    ds.StudyTime, ds.SeriesTime, ds.AcquisitionTime, ds.ContentTime = "101500", "102000", "102010", "102011"
-    ds.AccessionNumber = f"A{patient.patient_id}"[:16]
-    ds.ReferringPhysicianName = "Referrer^Rita^^Dr."
-    ds.StudyID = "4711"
-    ds.StudyDescription = spec.study_description
-    ds.SeriesDescription = spec.series_description
-    ds.Modality = spec.modality
-    ds.Manufacturer = "GenericVendor"
-    ds.InstitutionName = "St. Example Hospital"
-    ds.InstitutionAddress = "1 Example Road, Exampletown"
-    ds.StationName = "CTROOM7"
-    ds.DeviceSerialNumber = "SN-998877"
-    ds.OperatorsName = "Operator^Otto"
-    ds.ProtocolName = "THORAX_ABD_KM_VENOUS"
-    ds.SeriesNumber = spec.series_number
-    ds.InstanceNumber = index + 1
-    ds.AcquisitionNumber = 1
-    ds.PatientPosition = "FFS" if spec.modality == "CT" else "HFS"
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.ImagePositionPatient = [f"{v:.6g}" for v in position]
-    ds.ImageOrientationPatient = [f"{v:.6g}" for v in spec.orientation]
-    ds.PositionReferenceIndicator = ""
-    ds.SliceThickness = f"{spec.slice_spacing:g}"
-    ds.PixelSpacing = [f"{spec.pixel_spacing[0]:g}", f"{spec.pixel_spacing[1]:g}"]
-    ds.SliceLocation = f"{float(np.dot(position, _normal(spec.orientation))):.6g}"
-    ds.Laterality = None
-    ds.Rows, ds.Columns = spec.rows, spec.columns
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
-    ds.PixelRepresentation = 1 if spec.modality == "CT" else 0
-    ds.BurnedInAnnotation = "NO"
-    if spec.modality == "CT":
-        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = f"{spec.rescale[0]:g}", f"{spec.rescale[1]:g}", "HU"
-        ds.KVP = "120"
-        ds.ScanOptions = "HELICAL_CT"
-        ds.ConvolutionKernel = "B30f"
-    else:
-        ds.ScanningSequence, ds.SequenceVariant, ds.ScanOptions = "SE", "NONE", "PFP"
-        ds.MRAcquisitionType = "2D"
-        ds.RepetitionTime, ds.EchoTime, ds.EchoTrainLength = "500", f"{spec.echo_time or 15:g}", "1"
-        ds.MagneticFieldStrength = "1.5"
-        ds.ImagedNucleus = "1H"
-    return ds
 
 
 def write_series(folder: Path, patient: Patient, spec: SeriesSpec, plant: bool = False, name_prefix: str = "IMG") -> Written:
@@ -164,7 +63,7 @@ def write_series(folder: Path, patient: Patient, spec: SeriesSpec, plant: bool =
     if spec.slice_positions is not None:
         positions = [np.array(p, dtype=float) for p in spec.slice_positions]
     else:
-        normal = _normal(spec.orientation)
+        normal = slice_normal(spec.orientation)
         positions = [np.array(spec.origin) + k * spec.slice_spacing * normal for k in range(spec.slices)]
     dtype = np.int16 if spec.modality == "CT" else np.uint16
     low, high = (-200, 1800) if spec.modality == "CT" else (0, 4000)
@@ -297,7 +196,7 @@ def write_enhanced_mr(path: Path, patient: Patient, spec: SeriesSpec, echo_times
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
-    normal = _normal(spec.orientation)
+    normal = slice_normal(spec.orientation)
     positions = [np.array(spec.origin) + k * spec.slice_spacing * normal for k in range(spec.slices)]
     voxels = rng.integers(0, 4000, size=(len(echo_times) * spec.slices, spec.rows, spec.columns)).astype(np.uint16)
     ds = base_dataset(patient, spec, 0, positions[0], generate_uid(prefix=UID_PREFIX), generate_uid(prefix=UID_PREFIX), generate_uid(prefix=UID_PREFIX))

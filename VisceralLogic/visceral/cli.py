@@ -148,6 +148,19 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """Run the whole product on built-in synthetic data and write a QA report."""
+    from visceral.demo import run_demo
+    from visceral.progress import ProgressBar
+
+    result = run_demo(args.output, progress=None if args.quiet else ProgressBar(), jobs=args.jobs)
+    print(f"data set:  {result.dataset}  ({len(result.images)} images; validation: {len(result.validation.errors)} errors, "
+          f"{len(result.validation.warnings)} warnings)")
+    print(f"de-identified DICOM: {result.release}  (leak scan: {result.deid.leak_count()} hits)")
+    print(f"report:    {result.report_html}")
+    return EXIT_OK if result.validation.ok and result.deid.leak_count() == 0 else EXIT_PROBLEMS
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``visceral`` command."""
     parser = argparse.ArgumentParser(prog="visceral", description="VISCERAL data-format conventions toolkit.")
@@ -156,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("selfcheck", help="check the conventions code on the seed's own examples")
     p.set_defaults(func=_cmd_selfcheck)
+    p = sub.add_parser("demo", help="run the whole product on built-in demo data and write report.html")
+    p.add_argument("output", nargs="?", default="visceral-demo", metavar="OUTPUT", help="output folder (default ./visceral-demo)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("names", help="parse file names and show their tokens")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.set_defaults(func=_cmd_names)

@@ -37,8 +37,9 @@ class ProgressBar:
         self._last = now
         fraction = done / total if total else 1.0
         filled = int(round(self.width * fraction))
-        rate = done / max(now - self._start, 1e-9)
-        line = f"{stage:16} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} ({rate:.1f}/s)"
+        elapsed = now - self._start
+        rate = f" ({done / elapsed:.1f}/s)" if elapsed > 0.5 else ""
+        line = f"{stage:16} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}{rate}"
         if self.tty:
             self.stream.write("\r" + line + ("\n" if finished else ""))
         else:
