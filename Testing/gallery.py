@@ -15,24 +15,15 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 
 from visceral.annotations import export_landmarks, export_region_annotation, export_uncertainty_volumes
-from visceral.conventions.frames import ImageGeometry
+from visceral.conventions.frames import ImageGeometry, rotation_xyz
 from visceral.conventions.landmarks import write_landmarks
 from visceral.conventions.names import FileKind, VisceralName
 from visceral.dataset import write_dataset_readme, write_image
 from visceral.imageio import read_volume, write_volume
 
 
-def rotation(ax: float, ay: float, az: float) -> np.ndarray:
-    """Rotation matrix about x, then y, then z (radians)."""
-    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
 #: An oblique, anisotropic, left-handed grid (a classic source of geometry bugs).
-GEOMETRY = ImageGeometry((12, 10, 8), (0.8, 0.9, 2.5), (-50.0, 20.0, 100.0), tuple(map(tuple, rotation(0.3, -0.2, 0.1) @ np.diag([1.0, -1.0, 1.0]))))
+GEOMETRY = ImageGeometry((12, 10, 8), (0.8, 0.9, 2.5), (-50.0, 20.0, 100.0), tuple(map(tuple, rotation_xyz(0.3, -0.2, 0.1) @ np.diag([1.0, -1.0, 1.0]))))
 
 IMAGE = VisceralName(1, 1, "CT")
 REGION = VisceralName(1, 1, "CT", FileKind.REGION, 2)

@@ -23,7 +23,7 @@ from visceral.annotations import (
     read_uncertainty_volumes,
 )
 from visceral.annotations.regions import GridMismatchError, OverlapError, label_table_path
-from visceral.conventions.frames import ImageGeometry
+from visceral.conventions.frames import ImageGeometry, rotation_xyz
 from visceral.conventions.landmarks import read_landmarks, write_landmarks
 from visceral.conventions.names import parse_name
 from visceral.errors import LandmarkFileError, UnknownStructureError, VisceralError
@@ -182,7 +182,7 @@ def test_landmark_export_errors() -> None:
     st.booleans(),
 )
 def test_landmark_round_trip_property(spacing, angles, flip) -> None:
-    direction = gallery.rotation(*angles) @ np.diag([1.0, -1.0 if flip else 1.0, 1.0])
+    direction = rotation_xyz(*angles) @ np.diag([1.0, -1.0 if flip else 1.0, 1.0])
     geometry = ImageGeometry((20, 20, 20), spacing, (-120.0, 33.0, 410.0), tuple(map(tuple, direction)))
     points = geometry.index_to_world(np.random.default_rng(0).uniform(0, 19, size=(5, 3)), "RAS")
     from visceral.conventions.landmarks import landmarks_to_csv, parse_landmarks

@@ -39,6 +39,7 @@ def study(tmp_path_factory: pytest.TempPathFactory, dciodvfy: str) -> Dict[str, 
     bob = corpus.write_series(base / "in" / "bob", BOB, corpus.SeriesSpec("CT", slices=2, series_number=2, seed=2, study_date="20200102"))
     other = base / "in" / "other"
     other.mkdir()
+    corpus.write_enhanced_mr(other / "enhanced_mr.dcm", ALICE, corpus.SeriesSpec("MR", slices=3, rows=8, columns=10, series_number=6))
     corpus.write_secondary_capture(other / "sc.dcm", ALICE)
     for name in ("CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "test-SR.dcm", "liver_1frame.dcm", "JPEG-lossy.dcm", "MR_small_jpeg_ls_lossless.dcm", "rtplan.dcm"):
         shutil.copy(corpus.pydicom_test_file(name), other / name)
@@ -60,7 +61,8 @@ def fates(report) -> Dict[str, str]:
 def test_every_file_has_the_expected_fate(study) -> None:
     got = fates(study["report"])
     released = [s for s, f in got.items() if f == "released"]
-    assert len(released) == 3 + 2 + 2 + 2, study["report"].to_text()  # generated series + CT_small, MR_small
+    assert len(released) == 3 + 2 + 2 + 2 + 1, study["report"].to_text()  # generated series + CT_small, MR_small + enhanced MR
+    assert got["other/enhanced_mr.dcm"] == "released"  # a multi-frame object with functional groups
     assert got["other/MR_small_RLE.dcm"] == got["other/MR_small_jpeg_ls_lossless.dcm"] == "skipped"  # same instance as MR_small
     for name in ("sc.dcm", "test-SR.dcm", "liver_1frame.dcm", "JPEG-lossy.dcm", "rtplan.dcm"):
         assert got[f"other/{name}"] == "dropped", name

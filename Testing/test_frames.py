@@ -10,16 +10,8 @@ import SimpleITK as sitk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visceral.conventions.frames import ImageGeometry, covariance_lps_to_ras, lps_to_ras, ras_to_lps
+from visceral.conventions.frames import ImageGeometry, covariance_lps_to_ras, lps_to_ras, ras_to_lps, rotation_xyz
 from visceral.errors import GeometryError
-
-
-def rotation(ax: float, ay: float, az: float) -> np.ndarray:
-    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
 
 
 def oblique_image(flip: bool = False) -> sitk.Image:
@@ -27,7 +19,7 @@ def oblique_image(flip: bool = False) -> sitk.Image:
     image = sitk.Image(7, 5, 4, sitk.sitkInt16)
     image.SetSpacing((0.6, 0.85, 3.0))
     image.SetOrigin((-101.25, 37.5, 512.0))
-    direction = rotation(0.35, -0.2, 0.1)
+    direction = rotation_xyz(0.35, -0.2, 0.1)
     if flip:
         direction = direction @ np.diag([1.0, -1.0, 1.0])
     image.SetDirection(tuple(direction.ravel()))
@@ -118,7 +110,7 @@ FINITE = st.floats(-1e3, 1e3, allow_nan=False)
     st.sampled_from(["LPS", "RAS"]),
 )
 def test_landmark_round_trip_below_a_micrometre(spacing, origin, angles, point, frame) -> None:
-    geometry = ImageGeometry((10, 10, 10), spacing, origin, tuple(map(tuple, rotation(*angles))))
+    geometry = ImageGeometry((10, 10, 10), spacing, origin, tuple(map(tuple, rotation_xyz(*angles))))
     back = geometry.landmark_to_world(geometry.world_to_landmark(point, frame), frame)
     assert np.max(np.abs(back - np.array(point))) < 1e-6
 

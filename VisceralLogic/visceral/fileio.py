@@ -35,23 +35,9 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: str = "utf-8", newli
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write supports modes 'w' and 'wb', not {mode!r}")
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        if mode == "wb":
-            handle = os.fdopen(fd, "wb")
-        else:
-            handle = os.fdopen(fd, "w", encoding=encoding, newline=newline)
-        with handle:
+    with _atomic_output_path(Path(path)) as tmp:
+        with open(tmp, mode, **({} if mode == "wb" else {"encoding": encoding, "newline": newline})) as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:

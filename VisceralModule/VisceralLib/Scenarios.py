@@ -17,7 +17,7 @@ import vtk
 from vtk.util.numpy_support import numpy_to_vtk
 
 from VisceralLib import MRMLBridge
-from visceral.conventions.frames import ImageGeometry
+from visceral.conventions.frames import ImageGeometry, rotation_xyz
 from visceral.conventions.names import FileKind, VisceralName
 from visceral.dataset import write_image
 from visceral.imageio import read_volume
@@ -26,14 +26,8 @@ IMAGE = VisceralName(3, 1, "CT")
 REGION = VisceralName(3, 1, "CT", FileKind.REGION, 2)
 
 
-def _rotation(ax: float, ay: float, az: float) -> np.ndarray:
-    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
-    return (np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]]) @ np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-            @ np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]]))
-
-
 #: Oblique, anisotropic and left-handed.
-GEOMETRY = ImageGeometry((14, 12, 9), (0.7, 0.9, 2.5), (-40.0, 25.0, 90.0), tuple(map(tuple, _rotation(0.3, -0.2, 0.15) @ np.diag([1.0, -1.0, 1.0]))))
+GEOMETRY = ImageGeometry((14, 12, 9), (0.7, 0.9, 2.5), (-40.0, 25.0, 90.0), tuple(map(tuple, rotation_xyz(0.3, -0.2, 0.15) @ np.diag([1.0, -1.0, 1.0]))))
 
 
 def newScene():

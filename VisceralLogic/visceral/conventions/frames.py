@@ -68,6 +68,15 @@ def covariance_lps_to_ras(cov_lps: Any) -> np.ndarray:
 covariance_ras_to_lps = covariance_lps_to_ras
 
 
+def rotation_xyz(ax: float, ay: float, az: float) -> np.ndarray:
+    """Rotation matrix of rotations about x, then y, then z (radians): ``Rz @ Ry @ Rx``."""
+    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
 def _check_frame(frame: str) -> str:
     frame = frame.upper()
     if frame not in FRAMES:
