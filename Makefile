@@ -41,6 +41,7 @@ test: venv system-deps
 # Benchmarks are scripts, not tests: each runs Visceral and its peers side by side and prints a table.
 bench: venv
 	-$(BIN)/python -m pip install -q -e ".[bench]"
+	-command -v gdcmanon >/dev/null 2>&1 || { [ "$$(id -u)" = "0" ] && apt-get install -y -qq libgdcm-tools >/dev/null; }
 	@for f in bench/[a-z]*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
