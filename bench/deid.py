@@ -67,8 +67,14 @@ def run(cmd: List[str], ok_codes=(0,)) -> None:
 
 
 def visceral(src: Path, out: Path, jobs: int, conformance: str) -> None:
-    """visceral exits 1 when it refused files (this corpus has none to refuse, but do not count that as a crash)."""
-    run([PY, "-m", "visceral", "deidentify", str(src), str(out), "-q", "--jobs", str(jobs), "--conformance", conformance], ok_codes=(0, 1))
+    """visceral exits 1 when it refused files; every file it did not release is shown on stderr with its reason."""
+    result = subprocess.run([PY, "-m", "visceral", "deidentify", str(src), str(out), "-q", "--jobs", str(jobs), "--conformance", conformance],
+                            capture_output=True, text=True)
+    if result.returncode not in (0, 1):
+        raise RuntimeError(f"visceral exited {result.returncode}: {result.stderr[-600:]}")
+    for line in result.stdout.splitlines():
+        if line.startswith(("refused", "failed")):
+            print(f"  visceral {conformance}/{jobs}: {line}", file=sys.stderr)
 
 
 def mkdir_then(out: Path, cmd: List[str]) -> None:

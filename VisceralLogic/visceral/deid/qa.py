@@ -23,7 +23,7 @@ import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import pydicom
@@ -162,14 +162,19 @@ def _pixel_data_offset(data: bytes) -> Optional[int]:
     return offset if offset > 132 else None
 
 
-def _printable_runs(data: bytes, min_length: int) -> bytes:
-    """Every run of at least ``min_length`` printable ASCII bytes, joined by NUL (vectorized: ~1 ms per MiB)."""
+def _printable_runs(data: bytes, min_length: int, limits: Sequence[int] = ()) -> List[bytes]:
+    """Runs of at least ``min_length`` printable ASCII bytes, joined by NUL: one buffer for the whole of
+    ``data`` and one per limit in ``limits`` (the runs of ``data[:limit]``).  Vectorized: ~1 ms per MiB."""
     arr = np.frombuffer(data, dtype=np.uint8)
     printable = np.concatenate(([False], (arr >= 0x20) & (arr <= 0x7E), [False]))
     edges = np.flatnonzero(printable[1:] != printable[:-1])
-    starts, ends = edges[0::2], edges[1::2]
-    keep = (ends - starts) >= min_length
-    return b"\0".join(data[a:b] for a, b in zip(starts[keep].tolist(), ends[keep].tolist()))
+    keep = (edges[1::2] - edges[0::2]) >= min_length  # clipping at a limit only shortens a run
+    starts, ends = edges[0::2][keep].tolist(), edges[1::2][keep].tolist()
+    out = []
+    for limit in (len(data), *limits):
+        pieces = [data[a:min(b, limit)] for a, b in zip(starts, ends) if a < limit and min(b, limit) - a >= min_length]
+        out.append(b"\0".join(pieces))
+    return out
 
 
 def _significant(value: str) -> bool:
@@ -198,8 +203,7 @@ def leak_scan(path: PathLike, originals: Dict[str, bool], written: Set[str], cha
         header_end = _header_end(path)
     # A printable value can only occur inside a run of printable bytes: search the runs (a few KiB)
     # instead of the whole file (megabytes of pixel data) -- the same answer, hundreds of times faster.
-    runs = _printable_runs(data, MIN_HEADER_SCAN)
-    header_runs = _printable_runs(data[:header_end], MIN_HEADER_SCAN)
+    runs, header_runs = _printable_runs(data, MIN_HEADER_SCAN, (header_end,))
     ds = dataset if dataset is not None else pydicom.dcmread(str(path), stop_before_pixels=True)
     decoded = [(k, tag, t.strip()) for k, tag, t in _decoded_values(ds)]
     everywhere = _TextIndex([(k, t) for k, _, t in decoded])
