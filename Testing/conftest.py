@@ -14,6 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests must not fail because a loaded CI machine is slow: no per-example deadline.
+settings.register_profile("visceral", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("visceral")
 
 TESTING_DIR = Path(__file__).resolve().parent
 DATA_DIR = TESTING_DIR / "data"

@@ -33,7 +33,7 @@ from visceral.conventions.labels import LabelTable, default_registry, read_label
 from visceral.conventions.landmarks import check_covariance, read_fcsv, read_landmarks
 from visceral.conventions.metadata import read_metadata
 from visceral.conventions.names import FileKind, VisceralName, parse_name
-from visceral.conventions.textfile import read_text
+from visceral.conventions.textfile import read_json_object
 from visceral.conventions.version import is_known
 from visceral.dataset import README_NAME
 from visceral.errors import FileFormatError, InvalidNameError, UnknownStructureError, VisceralError
@@ -177,12 +177,7 @@ def load_config(path: PathLike) -> ValidatorConfig:
     Raises:
         ConfigError: unreadable JSON, unknown keys, unknown codes or severities, bad registry.
     """
-    try:
-        data = json.loads(read_text(path))
-    except (FileFormatError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not a readable JSON config ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config is a JSON object")
+    data = read_json_object(path, "config", ConfigError)
     unknown = sorted(set(data) - {"severity", "landmark_registry"})
     if unknown:
         raise ConfigError(f"{path}: unknown config key(s) {', '.join(map(repr, unknown))}; expected 'severity', 'landmark_registry'")

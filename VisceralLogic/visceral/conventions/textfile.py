@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
-from typing import List, Type, Union
+from typing import Callable, List, Type, Union
 
 from visceral.errors import FileFormatError
 
@@ -48,3 +49,18 @@ def is_comment_or_blank(line: str) -> bool:
     """True for an empty line or a ``#`` comment line (both are skipped by readers)."""
     stripped = line.strip()
     return not stripped or stripped.startswith("#")
+
+
+def read_json_object(path: PathLike, what: str, error: Callable[[str], Exception]) -> dict:
+    """The JSON object in ``path``; ``error(message)`` is raised when it is unreadable or not an object.
+
+    Args:
+        what: what the file is, for the message ("profile", "config").
+    """
+    try:
+        data = json.loads(read_text(path))
+    except (FileFormatError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: not a readable JSON {what} ({exc})") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: a {what} is a JSON object")
+    return data

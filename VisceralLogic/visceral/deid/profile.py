@@ -36,8 +36,8 @@ from typing import Dict, Optional, Pattern, Tuple, Union
 
 from pydicom.datadict import tag_for_keyword
 
-from visceral.conventions.textfile import read_text
-from visceral.errors import FileFormatError, VisceralError
+from visceral.conventions.textfile import read_json_object
+from visceral.errors import VisceralError
 
 PathLike = Union[str, Path]
 
@@ -138,13 +138,7 @@ def load_profile(path: Optional[PathLike] = None) -> Profile:
     data = json.loads(default_path.read_text(encoding="utf-8"))
     source = str(default_path)
     if path is not None:
-        try:
-            user = json.loads(read_text(path))
-        except (FileFormatError, json.JSONDecodeError) as exc:
-            raise ProfileError(f"{path}: not a readable JSON profile ({exc})") from None
-        if not isinstance(user, dict):
-            raise ProfileError(f"{path}: a profile is a JSON object")
-        data.update(user)
+        data.update(read_json_object(path, "profile", ProfileError))
         source = str(path)
     return _build(data, source)
 
