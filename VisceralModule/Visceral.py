@@ -208,7 +208,9 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onDeidentifyButton(self) -> None:
         """De-identify a clinical folder into the DICOM folder, then the import can run."""
-        source = slicer.util.qt.QFileDialog.getExistingDirectory(None, _("Clinical DICOM folder to de-identify"))
+        import qt
+
+        source = qt.QFileDialog.getExistingDirectory(None, _("Clinical DICOM folder to de-identify"))
         if not source:
             return
         dialog, progress = self._progress(_("De-identifying"))
