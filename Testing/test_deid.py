@@ -281,7 +281,7 @@ def test_killed_run_leaves_no_half_file_and_resumes(tmp_path: Path, dciodvfy: st
     cmd = [sys.executable, "-m", "visceral", "deidentify", str(tmp_path / "in"), str(out), "-q", "--jobs", "1", "--conformance", "all"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(out.rglob("*.dcm"))) < 5:
+    while time.monotonic() < deadline and len([p for p in out.rglob("*.dcm") if not p.name.startswith(".")]) < 5:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
