@@ -26,23 +26,9 @@ from visceral.fileio import atomic_output_path
 
 PathLike = Union[str, Path]
 
-__all__ = ["read_geometry", "read_volume", "write_volume", "to_sitk", "NiftiHeader", "read_nifti_header", "read_nifti_voxels", "smallest_label_dtype"]
+__all__ = ["read_geometry", "read_volume", "write_volume", "NiftiHeader", "read_nifti_header", "read_nifti_voxels", "smallest_label_dtype"]
 
 
-def to_sitk(array: np.ndarray, geometry: ImageGeometry) -> "sitk.Image":  # noqa: F821
-    """A SimpleITK image of ``array`` (``[k, j, i]``) placed on ``geometry``."""
-    import SimpleITK as sitk
-
-    expected = tuple(reversed(geometry.shape))
-    if array.shape != expected:
-        raise GeometryError(f"array shape {array.shape} (k, j, i) does not match the grid {geometry.shape} (i, j, k)")
-    if array.dtype == np.bool_:
-        array = array.astype(np.uint8)
-    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
-    image.SetSpacing(geometry.spacing_mm)
-    image.SetOrigin(geometry.origin_lps)
-    image.SetDirection(tuple(np.asarray(geometry.direction_lps).ravel()))
-    return image
 
 
 def _reader(path: PathLike) -> "sitk.ImageFileReader":  # noqa: F821

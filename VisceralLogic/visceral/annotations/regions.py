@@ -23,7 +23,7 @@ import numpy as np
 from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.labels import LabelTable, Structure, StructureRegistry, default_registry, read_label_table, write_label_table
 from visceral.conventions.names import FileKind, VisceralName, parse_name
-from visceral.errors import GeometryError, InvalidNameError, VisceralError
+from visceral.errors import InvalidNameError, VisceralError
 from visceral.imageio import read_geometry, read_volume, smallest_label_dtype, write_volume
 
 PathLike = Union[str, Path]
@@ -342,11 +342,3 @@ def probability_to_mask(probability: np.ndarray, threshold: float = PROBABILITY_
 def mask_to_probability(mask: np.ndarray) -> np.ndarray:
     """Probability volume of a binary mask: exactly 0.0 and 1.0, float32."""
     return np.asarray(mask).astype(bool).astype(np.float32)
-
-
-def check_same_grid(path: PathLike, geometry: ImageGeometry, reference: ImageGeometry, tolerance_mm: float = 1e-3) -> None:
-    """Raise :class:`GridMismatchError` when ``geometry`` is not ``reference``'s grid."""
-    try:
-        _check_grid(path, geometry, reference, tolerance_mm)
-    except GeometryError as exc:  # pragma: no cover - defensive
-        raise GridMismatchError(str(exc)) from None

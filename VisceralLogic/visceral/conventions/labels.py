@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from visceral.conventions.textfile import csv_text, is_comment_or_blank, read_text
 from visceral.errors import LabelTableError, UnknownStructureError
@@ -360,19 +360,3 @@ def parse_label_table(text: str, path: Optional[PathLike] = None) -> LabelTable:
 def read_label_table(path: PathLike) -> LabelTable:
     """Read a label table CSV file (see :func:`parse_label_table` for what is accepted)."""
     return parse_label_table(read_text(path, LabelTableError), path)
-
-
-def resolve_table(table: LabelTable, registry: Optional[StructureRegistry] = None) -> Dict[int, Structure]:
-    """Map each label value of ``table`` to its registry structure.
-
-    Raises:
-        UnknownStructureError: for the first name the registry does not know.
-    """
-    registry = registry or default_registry()
-    return {value: registry.lookup(name) for name, value in table.entries}
-
-
-def unknown_names(names: Sequence[str], registry: Optional[StructureRegistry] = None) -> List[str]:
-    """The names of ``names`` that the registry does not know (in input order)."""
-    registry = registry or default_registry()
-    return [n for n in names if n not in registry]

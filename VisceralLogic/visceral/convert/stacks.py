@@ -19,7 +19,6 @@ never by file name or Instance Number.  Then the stack must be a regular grid:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -150,9 +149,3 @@ def direction_lps(stack: Stack) -> Tuple[Tuple[float, float, float], ...]:
     col /= np.linalg.norm(col)
     m = np.column_stack([row, col, stack.normal])
     return tuple(tuple(float(x) for x in r) for r in m)
-
-
-def angle_between(a: Sequence[float], b: Sequence[float]) -> float:
-    """Angle in degrees between two vectors."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return math.degrees(math.acos(max(-1.0, min(1.0, float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))))))

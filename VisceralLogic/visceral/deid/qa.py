@@ -33,7 +33,7 @@ from visceral.deid.tables import rule_for
 
 PathLike = Union[str, Path]
 
-__all__ = ["dciodvfy_path", "conformance_errors", "added_errors", "new_conformance_errors", "repair_targets", "leak_scan", "Leak"]
+__all__ = ["dciodvfy_path", "conformance_errors", "added_errors", "repair_targets", "leak_scan", "Leak"]
 
 #: Shortest original value searched in the whole file (pixel data included): shorter runs occur by chance.
 MIN_FILE_SCAN = 6
@@ -84,9 +84,6 @@ def added_errors(before: List[str], after: List[str]) -> List[str]:
     return added
 
 
-def new_conformance_errors(input_path: PathLike, output_path: PathLike) -> List[str]:
-    """Errors ``dciodvfy`` reports for the output but not (as often) for the input."""
-    return added_errors(conformance_errors(input_path), conformance_errors(output_path))
 
 
 _ELEMENT = re.compile(r"Element=<(\w+)>")
