@@ -161,6 +161,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if result.validation.ok and result.deid.leak_count() == 0 else EXIT_PROBLEMS
 
 
+def _add_batch_options(parser: argparse.ArgumentParser, jobs_help: str) -> None:
+    """``--jobs`` and ``--quiet``, shared by every batch command."""
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help=jobs_help)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``visceral`` command."""
     parser = argparse.ArgumentParser(prog="visceral", description="VISCERAL data-format conventions toolkit.")
@@ -171,8 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_selfcheck)
     p = sub.add_parser("demo", help="run the whole product on built-in demo data and write report.html")
     p.add_argument("output", nargs="?", default="visceral-demo", metavar="OUTPUT", help="output folder (default ./visceral-demo)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="worker processes (default: all cores)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_batch_options(p, "worker processes (default: all cores)")
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("names", help="parse file names and show their tokens")
     p.add_argument("names", nargs="+", metavar="NAME")
@@ -186,21 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", metavar="DIR", help="where the audit reports go; default OUTPUT.private")
     p.add_argument("--conformance", choices=("all", "sample", "off"), default="all",
                    help="dciodvfy check of every file (all), of the first file of each series (sample), or none")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="worker processes (default: all cores)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_batch_options(p, "worker processes (default: all cores)")
     p.set_defaults(func=_cmd_deidentify)
     p = sub.add_parser("convert", help="convert (de-identified) DICOM into a VISCERAL data set")
     p.add_argument("input", metavar="INPUT", help="folder of DICOM files")
     p.add_argument("output", metavar="OUTPUT", help="data-set folder")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="worker processes (default: all cores)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_batch_options(p, "worker processes (default: all cores)")
     p.set_defaults(func=_cmd_convert)
     p = sub.add_parser("validate", help="check a data set against the conventions")
     p.add_argument("dataset", metavar="DATASET", help="data-set folder")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
     p.add_argument("--config", metavar="FILE", help='JSON severity overrides: {"severity": {"CODE": "error|warning|ignore"}}')
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help="worker processes for voxel checks (default: all cores)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_batch_options(p, "worker processes for voxel checks (default: all cores)")
     p.set_defaults(func=_cmd_validate)
     return parser
 

@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from visceral.annotations.points import RegisteredLandmark, landmark_registry, read_landmark_registry
-from visceral.conventions.frames import ImageGeometry
+from visceral.conventions.frames import ImageGeometry, corner_indices
 from visceral.conventions.labels import LabelTable, default_registry, read_label_table
 from visceral.conventions.landmarks import check_covariance, read_fcsv, read_landmarks
 from visceral.conventions.metadata import read_metadata
@@ -371,7 +371,7 @@ class _Validator:
             if hdr.qform_code <= 0 and hdr.sform_code <= 0:
                 problems.append("neither qform nor sform is set (qform_code = sform_code = 0)")
             if hdr.qform_code > 0 and hdr.sform_code > 0 and not problems:
-                corners = np.array([[i, j, k, 1] for i in (0, hdr.shape[0] - 1) for j in (0, hdr.shape[1] - 1) for k in (0, hdr.shape[2] - 1)], dtype=float)
+                corners = np.column_stack([corner_indices(hdr.shape), np.ones(8)])
                 gap = float(np.max(np.abs(corners @ hdr.qform.T - corners @ hdr.sform.T)))
                 if gap > 1e-2:
                     problems.append(f"qform and sform disagree by up to {gap:.3g} mm")

@@ -253,7 +253,7 @@ def exportSegmentation(
     file_grid = fileGeometry(referenceVolumeNode)
     by_structure = {mapping.structures[s].name: file_grid.array_from(m, slicer_grid) for s, m in masks.items()}
     folder_path = Path(folder)
-    base = VisceralName(annotation.subject, annotation.acquisition, annotation.modality, FileKind.REGION, annotation.annotator)
+    base = annotation.annotation(FileKind.REGION)
     if uncertainty:
         targets = [folder_path / base.with_label(registry.lookup(n).radlex_id).format() for n in by_structure]
     else:

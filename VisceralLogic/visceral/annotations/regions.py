@@ -226,8 +226,7 @@ def export_uncertainty_volumes(
         _check_shape(structure.name, values, geometry)
         checked[structure.name] = _check_probability(structure.name, values)
     table = LabelTable.for_structures(list(resolved), registry, compact=compact)
-    base = VisceralName(annotation.subject, annotation.acquisition, annotation.modality, FileKind.REGION, annotation.annotator,
-                        body_region=annotation.body_region, extension=".nii.gz")
+    base = annotation.annotation(FileKind.REGION)
     folder = Path(folder)
     written: Dict[str, Path] = {}
     for name, value in table.entries:
@@ -305,8 +304,7 @@ def read_uncertainty_volumes(
     """
     registry = registry or default_registry()
     folder = Path(folder)
-    table_file = folder / VisceralName(annotation.subject, annotation.acquisition, annotation.modality, FileKind.REGION,
-                                       annotation.annotator, body_region=annotation.body_region, extension=".csv").format()
+    table_file = folder / annotation.annotation(FileKind.REGION, extension=".csv").format()
     by_label: Dict[int, str] = {}
     if table_file.is_file():
         by_label = {v: n for n, v in read_label_table(table_file).entries}

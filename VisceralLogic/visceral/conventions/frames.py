@@ -68,6 +68,12 @@ def covariance_lps_to_ras(cov_lps: Any) -> np.ndarray:
 covariance_ras_to_lps = covariance_lps_to_ras
 
 
+def corner_indices(shape: Sequence[int]) -> np.ndarray:
+    """The 8 corner voxel indices ``(8, 3)`` of a grid of ``shape`` (i, j, k)."""
+    ni, nj, nk = (int(n) for n in shape[:3])
+    return np.array([[i, j, k] for i in (0, ni - 1) for j in (0, nj - 1) for k in (0, nk - 1)], dtype=float)
+
+
 def rotation_xyz(ax: float, ay: float, az: float) -> np.ndarray:
     """Rotation matrix of rotations about x, then y, then z (radians): ``Rz @ Ry @ Rx``."""
     cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
@@ -222,8 +228,7 @@ class ImageGeometry:
             mapping.append((m, bool(dots[m] < 0)))
         if len({m for m, _ in mapping}) != 3:
             return None
-        corners = np.array([[i, j, k] for i in (0, self.shape[0] - 1) for j in (0, self.shape[1] - 1) for k in (0, self.shape[2] - 1)], dtype=float)
-        mine = self.index_to_world(corners, "LPS")
+        mine = self.index_to_world(corner_indices(self.shape), "LPS")
         theirs = other.index_to_world(other.world_to_index(mine, "LPS").round(), "LPS")
         if np.max(np.abs(mine - theirs)) > tolerance_mm or np.max(np.abs(other.world_to_index(mine, "LPS") - other.world_to_index(mine, "LPS").round())) > 1e-3:
             return None
@@ -252,7 +257,7 @@ class ImageGeometry:
         """
         if self.shape != other.shape:
             return False
-        corners = np.array([[i, j, k] for i in (0, self.shape[0] - 1) for j in (0, self.shape[1] - 1) for k in (0, self.shape[2] - 1)], dtype=float)
+        corners = corner_indices(self.shape)
         a = self.index_to_world(corners, "LPS")
         b = other.index_to_world(corners, "LPS")
         return bool(np.all(np.abs(a - b) <= tolerance_mm))

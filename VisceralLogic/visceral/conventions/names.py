@@ -150,6 +150,15 @@ class VisceralName:
         """The same tokens with another extension (``.txt`` for the parallel metadata file)."""
         return replace(self, extension=extension)
 
+    def annotation(self, kind: FileKind, annotator: Optional[int] = None, extension: Optional[str] = None) -> "VisceralName":
+        """The ``kind`` annotation of the same image by ``annotator`` (default: this name's annotator).
+
+        The extension defaults to ``.csv`` for landmarks and ``.nii.gz`` for region annotations.
+        """
+        annotator = self.annotator if annotator is None else annotator
+        extension = extension or (".csv" if kind is FileKind.LANDMARKS else CANONICAL_VOLUME_EXTENSION)
+        return replace(self, kind=kind, annotator=annotator, label=None, extension=extension)
+
     def with_label(self, label: int) -> "VisceralName":
         """The per-structure region annotation name for ``label``."""
         return replace(self, kind=FileKind.REGION_LABEL, label=label)

@@ -107,7 +107,7 @@ class ConvertReport:
 @dataclass(frozen=True)
 class _Job:
     output: str
-    name: str
+    name: VisceralName
     stack: Stack
     fields: Tuple[Tuple[str, str], ...]
 
@@ -161,9 +161,8 @@ def _convert_one(job: _Job) -> Converted:
         first.position,
         direction_lps(stack),
     )
-    name = VisceralName(**json.loads(job.name))
-    write_image(Path(job.output), name, voxels, geometry, OrderedDict(job.fields))
-    return Converted(name.format(), stack.series_uid, stack.label, geometry.shape, geometry.spacing_mm, str(voxels.dtype), len(stack.frames))
+    write_image(Path(job.output), job.name, voxels, geometry, OrderedDict(job.fields))
+    return Converted(job.name.format(), stack.series_uid, stack.label, geometry.shape, geometry.spacing_mm, str(voxels.dtype), len(stack.frames))
 
 
 def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: Optional[Progress] = None, report_path: Optional[PathLike] = None) -> ConvertReport:
@@ -209,8 +208,7 @@ def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: 
                 report.volumes.append(Converted(name.format(), info.series_uid, stack.label, (first.columns, first.rows, len(stack.frames)),
                                                 (first.pixel_spacing[1], first.pixel_spacing[0], stack.slice_spacing), "", len(stack.frames), True))
                 continue
-            payload = json.dumps({"subject": subject, "acquisition": acquisition, "modality": info.modality})
-            work.append(_Job(str(output_dir), payload, stack, tuple((k, v) for k, v in fields if v)))
+            work.append(_Job(str(output_dir), name, stack, tuple((k, v) for k, v in fields if v)))
 
     def done(result: Converted, n: int) -> None:
         report.volumes.append(result)

@@ -152,7 +152,8 @@ class Linkage:
         os.chmod(self.path, 0o600)
 
 
-def _inside(path: Path, folder: Path) -> bool:
+def is_inside(path: Path, folder: Path) -> bool:
+    """True when ``path`` is ``folder`` or lies below it (both resolved)."""
     try:
         path.resolve().relative_to(folder.resolve())
         return True
@@ -167,8 +168,8 @@ def check_private_location(path: PathLike, what: str, output: PathLike, input_: 
         VisceralError: naming the file and the folder it must not be in.
     """
     path = Path(path)
-    if _inside(path, Path(output)):
+    if is_inside(path, Path(output)):
         raise VisceralError(f"{what} {path} must not be inside the release folder {output}: it would leak identity")
-    if _inside(path, Path(input_)):
+    if is_inside(path, Path(input_)):
         raise VisceralError(f"{what} {path} must not be inside the input folder {input_}: the input is never modified")
     return path

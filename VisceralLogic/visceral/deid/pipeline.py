@@ -33,7 +33,7 @@ import pydicom.sequence
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.errors import InvalidDicomError
 
-from visceral.deid.identity import Linkage, SecretKey, check_private_location
+from visceral.deid.identity import Linkage, SecretKey, check_private_location, is_inside
 from visceral.deid.profile import Profile, load_profile
 from visceral.deid.qa import added_errors, conformance_errors, dciodvfy_path, leak_scan, repair_targets
 from visceral.deid.rules import DUMMY_TEXT, DUMMY_VALUES, HeaderContext, deidentify_header, patient_key_of
@@ -369,7 +369,7 @@ def deidentify(
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
     if not input_dir.is_dir():
         raise VisceralError(f"{input_dir}: input folder does not exist")
-    if output_dir == input_dir or _is_within(output_dir, input_dir) or _is_within(input_dir, output_dir):
+    if is_inside(output_dir, input_dir) or is_inside(input_dir, output_dir):
         raise VisceralError(f"{output_dir}: the release folder must be outside the input folder (and not contain it)")
     if conformance not in CONFORMANCE_MODES:
         raise VisceralError(f"conformance check must be one of {', '.join(CONFORMANCE_MODES)}, not {conformance!r}")
@@ -453,11 +453,3 @@ def deidentify(
         atomic_write_text(report_path / "deid_report.json", report.to_json())
         atomic_write_text(report_path / "deid_report.txt", report.to_text())
     return report
-
-
-def _is_within(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-        return True
-    except ValueError:
-        return False

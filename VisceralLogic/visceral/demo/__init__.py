@@ -67,7 +67,7 @@ def _annotate(dataset: Path) -> List[Dict[str, object]]:
         geometry = read_geometry(volume)
         meta = read_metadata(volume.with_name(name.with_extension(".txt").format()))
         phantom = sample(geometry, phantom_variant(meta.fields.get("patient_sex", "F")), name.modality or "CT")
-        region = name.__class__(name.subject, name.acquisition, name.modality, FileKind.REGION, ANNOTATOR)
+        region = name.annotation(FileKind.REGION, ANNOTATOR)
         table = export_region_annotation(phantom.labels, geometry, dataset / region.format())
         export_uncertainty_volumes(phantom.probabilities, geometry, region, dataset)
         organs = {o.name: o for o in phantom.organs}
@@ -81,7 +81,7 @@ def _annotate(dataset: Path) -> List[Dict[str, object]]:
             covariances.append(q @ np.diag(rng.uniform(1.0, 9.0, size=3)) @ q.T)  # 1-3 mm standard deviations
         ids = [n + 1 for n in range(len(names))]
         landmarks = export_landmarks(ids, points, "LPS", geometry, covariances)
-        write_landmarks(dataset / name.__class__(name.subject, name.acquisition, name.modality, FileKind.LANDMARKS, ANNOTATOR, extension=".csv").format(), landmarks)
+        write_landmarks(dataset / name.annotation(FileKind.LANDMARKS, ANNOTATOR).format(), landmarks)
         images.append({"name": name, "geometry": geometry, "table": table, "landmarks": landmarks, "landmark_names": names, "metadata": meta})
     return images
 
@@ -125,8 +125,7 @@ def run_demo(output: PathLike = "visceral-demo", progress: Optional[Progress] = 
     seconds["validation"] = time.perf_counter() - start
     for image in images:
         image["voxels"] = read_volume(dataset / image["name"].format())[0]
-        labels, _ = read_volume(dataset / image["name"].__class__(image["name"].subject, image["name"].acquisition, image["name"].modality,
-                                                                   FileKind.REGION, ANNOTATOR).format())
+        labels, _ = read_volume(dataset / image["name"].annotation(FileKind.REGION, ANNOTATOR).format())
         image["labels"] = labels
     result = DemoResult(output, dataset, release, output / "report.html", deid, conversion, validation, seconds, images)
     write_report(result)
