@@ -23,6 +23,7 @@ import concurrent.futures
 import json
 import logging
 import os
+from io import BytesIO
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,10 +33,13 @@ import pydicom
 import pydicom.sequence
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_dataset
 
 from visceral.deid.identity import Linkage, SecretKey, check_private_location, is_inside
 from visceral.deid.profile import Profile, load_profile
-from visceral.deid.qa import added_errors, conformance_errors, dciodvfy_path, leak_scan, repair_targets
+from visceral.deid.qa import added_errors, conformance_errors, dciodvfy_path, leak_scan, leak_scan_bytes, repair_targets
+from visceral.deid.rawdicom import RawFile, Unsupported, parse_file
+from visceral.deid.rawpath import RawRewriter, Rewritten
 from visceral.deid.rules import DUMMY_TEXT, DUMMY_VALUES, HeaderContext, deidentify_header, patient_key_of
 from visceral.deid.tables import KEPT_SOP_CLASSES, LOSSLESS_TRANSFER_SYNTAXES, SEED_REMOVABLE_SOP_CLASSES, sop_class_name
 from visceral.errors import VisceralError
@@ -51,6 +55,15 @@ __all__ = ["deidentify", "DeidReport", "FileResult", "FATES", "default_private_d
 FATES = ("released", "released earlier", "dropped", "refused", "skipped", "failed")
 CONFORMANCE_MODES = ("all", "sample", "off")
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+_NATIVE_SYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99")
+_PIXEL_DATA = 0x7FE00010
+_SOP_INSTANCE = 0x00080018
+_MEDIA_INSTANCE = 0x00020003
+#: What admission reads of a file (the raw path decodes just these).
+_HEAD_TAGS = frozenset(tag_for_keyword(k) for k in (
+    "SpecificCharacterSet", "ImageType", "SOPClassUID", "SOPInstanceUID", "PatientName", "PatientID", "IssuerOfPatientID",
+    "PatientBirthDate", "BurnedInAnnotation", "StudyInstanceUID", "SeriesInstanceUID", "SamplesPerPixel", "NumberOfFrames",
+    "Rows", "Columns", "BitsAllocated", "LossyImageCompression"))
 _PREPASS_TAGS = ["PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID", "SeriesInstanceUID",
                  "SOPClassUID", "SOPInstanceUID"]
 
@@ -141,14 +154,33 @@ def default_private_dir(output: PathLike) -> Path:
 
 
 @dataclass(frozen=True)
-class _Task:
-    path: str
-    source: str
+class _Run:
+    """What every file of a run shares (sent to each worker process once)."""
+
     output_root: str
     profile: Profile
     key: bytes
     patients: Dict[str, Tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class _Task:
+    path: str
+    source: str
     check_conformance: bool
+
+
+_RUN: Optional[_Run] = None
+
+
+def _start_run(run: _Run) -> None:
+    """Worker initializer (and the in-process run's setup)."""
+    global _RUN
+    _RUN = run
+
+
+def _process_chunk(tasks: List[_Task]) -> List[FileResult]:
+    return [_process(task) for task in tasks]
 
 
 def _expected_pixel_bytes(ds: pydicom.Dataset) -> Optional[int]:
@@ -166,17 +198,91 @@ def _counts(counter: Counter) -> Dict[str, Dict[str, int]]:
     return dict(out)
 
 
+_REWRITER: Optional[RawRewriter] = None
+
+
+def _rewriter(run: _Run) -> RawRewriter:
+    """The process's raw rewriter for this run (its memo is only valid for one key and profile)."""
+    global _REWRITER
+    if _REWRITER is None or _REWRITER.key_raw != run.key or _REWRITER.profile != run.profile:
+        _REWRITER = RawRewriter(run.key, run.profile)
+    return _REWRITER
+
+
+class _RawHead:
+    """What admission reads of a file, from its raw layout: the attributes a series shares are
+    decoded once by pydicom (memoized), the SOP Instance UID per file."""
+
+    _memo: Dict[bytes, Tuple[pydicom.Dataset, pydicom.dataset.FileMetaDataset]] = {}
+
+    def __init__(self, raw: RawFile) -> None:
+        data = raw.data
+        shared = b"".join(data[e.start:e.end] for e in raw.elements if e.tag in _HEAD_TAGS and e.tag != _SOP_INSTANCE)
+        meta = b"".join(data[e.start:e.end] for e in raw.meta if e.tag != _MEDIA_INSTANCE)
+        key = bytes([raw.implicit]) + len(meta).to_bytes(4, "little") + meta + shared
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) > 1000:
+                self._memo.clear()
+            found = self._memo[key] = (read_dataset(BytesIO(shared), raw.implicit, True),
+                                       pydicom.dataset.FileMetaDataset(read_dataset(BytesIO(meta), False, True)))
+        self._shared, self.file_meta = found
+        self._sop = next((raw.text(e) for e in raw.elements if e.tag == _SOP_INSTANCE), None)
+
+    def get(self, keyword: str, default: object = None) -> object:
+        if keyword == "SOPInstanceUID":
+            return default if self._sop is None else self._sop
+        return self._shared.get(keyword, default)
+
+    def __getattr__(self, keyword: str) -> object:
+        value = self.get(keyword, _MISSING)
+        if value is _MISSING:
+            raise AttributeError(f"no {keyword}")
+        return value
+
+
+_MISSING = object()
+
+
+def _raw_head(raw: RawFile) -> _RawHead:
+    return _RawHead(raw)
+
+
+def _read_head(data: bytes, result: FileResult) -> Tuple[Optional[RawFile], object]:
+    """The file's raw layout and a data set of what admission needs; (None, None) with the result's
+    fate and reason set when the file cannot be read.  Without a raw layout (an encoding the raw
+    reader leaves to pydicom, or a malformed file) the data set is the whole file, read by pydicom."""
+    try:
+        raw = parse_file(data)
+    except Unsupported:
+        raw = None
+    if raw is not None:
+        try:
+            return raw, _raw_head(raw)
+        except Exception:  # noqa: BLE001 - let pydicom read the whole file and say what is wrong
+            raw = None
+    try:
+        return None, pydicom.dcmread(BytesIO(data))  # one read; pixel data is carried, never decoded
+    except InvalidDicomError:
+        result.fate, result.reason = "skipped", "not a DICOM file (no DICM preamble and file meta)"
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a clear per-file report
+        result.reason = f"unreadable DICOM: {exc}"
+    return None, None
+
+
 def _process(task: _Task) -> FileResult:
-    """De-identify one file (runs in a worker process)."""
+    """De-identify one file (runs in a worker process, or in the driver's for one job)."""
+    run = _RUN
+    assert run is not None, "_start_run first"
     result = FileResult(task.source, "failed")
     path = Path(task.path)
     try:
-        head = pydicom.dcmread(str(path))  # one read; pixel data is carried, never decoded
-    except InvalidDicomError:
-        result.fate, result.reason = "skipped", "not a DICOM file (no DICM preamble and file meta)"
+        data = path.read_bytes()
+    except OSError as exc:
+        result.reason = f"unreadable: {exc.strerror or exc}"
         return result
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a clear per-file report
-        result.reason = f"unreadable DICOM: {exc}"
+    raw, head = _read_head(data, result)
+    if head is None:
         return result
     meta = getattr(head, "file_meta", None)
     sop = str(head.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))
@@ -199,65 +305,88 @@ def _process(task: _Task) -> FileResult:
         result.fate, result.reason = "refused", "Lossy Image Compression (0028,2110) is 01: the pixels were lossy compressed once"
         return result
     burned = str(head.get("BurnedInAnnotation", "") or "").upper() == "YES" or "SCREEN SAVE" in [str(v).upper() for v in (head.get("ImageType") or [])]
-    if burned and task.profile.burned_in_annotation == "fail":
+    if burned and run.profile.burned_in_annotation == "fail":
         result.fate, result.reason = "refused", "Burned In Annotation = YES (or a screen save): pixels may show identifying text"
         return result
-    if burned and task.profile.burned_in_annotation == "warn":
+    if burned and run.profile.burned_in_annotation == "warn":
         result.notes.append("burned-in annotation: released under the 'warn' policy")
 
-    key = SecretKey(task.key)
+    key = SecretKey(run.key)
     patient_key = patient_key_of(head)
-    if patient_key not in task.patients:
+    if patient_key not in run.patients:
         result.reason = "the patient could not be identified when the headers were first read"
         return result
-    pseudonym, offset = task.patients[patient_key]
+    pseudonym, offset = run.patients[patient_key]
     result.subject = pseudonym
-    root = task.profile.uid_root
+    root = run.profile.uid_root
     try:
         relative = Path(pseudonym, key.uid(str(head.StudyInstanceUID), root), key.uid(str(head.SeriesInstanceUID), root),
                         key.uid(str(head.SOPInstanceUID), root) + ".dcm")
     except AttributeError as exc:
         result.fate, result.reason = "refused", f"missing a Type 1 UID ({exc})"
         return result
-    final = Path(task.output_root) / relative
+    final = Path(run.output_root) / relative
     if final.exists():
         result.fate, result.output = "released earlier", relative.as_posix()
         return result
 
-    ds = head
+    if raw is not None:
+        pixels = next((e for e in raw.elements if e.tag == _PIXEL_DATA), None)
+        pixel_bytes = None if pixels is None else pixels.end - pixels.value
+    else:
+        pixel_bytes = None if head.get("PixelData") is None else len(head.PixelData)
+    expected = _expected_pixel_bytes(head)
+    if pixel_bytes is None:
+        result.fate, result.reason = "refused", "no Pixel Data"
+        return result
+    if syntax in _NATIVE_SYNTAXES and expected and pixel_bytes < expected:
+        result.reason = f"truncated: Pixel Data has {pixel_bytes} of {expected} bytes"
+        return result
+
+    ctx = HeaderContext(key, run.profile, pseudonym, offset)
+    ds: Optional[pydicom.Dataset] = None
+    rewritten: Optional[Rewritten] = None
     try:
-        expected = _expected_pixel_bytes(ds)
-        pixels = ds.get("PixelData")
-        if pixels is None:
-            result.fate, result.reason = "refused", "no Pixel Data"
-            return result
-        if syntax in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99") and expected and len(ds.PixelData) < expected:
-            result.reason = f"truncated: Pixel Data has {len(ds.PixelData)} of {expected} bytes"
-            return result
-        ctx = HeaderContext(key, task.profile, pseudonym, offset)
-        deidentify_header(ds, ctx)
+        if raw is not None:
+            rewritten = _rewriter(run).rewrite(raw, ctx)
+        else:
+            ds = head
+            deidentify_header(ds, ctx)
     except Exception as exc:  # noqa: BLE001 - a malformed header is one clear report line
         result.fate, result.reason = "refused", f"malformed header: {exc}"
         return result
-    result.counts = _counts(ctx.counts)
-    result.notes += ctx.notes
 
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f"{TEMP_PREFIX}{final.name}"
     try:
-        ds.save_as(str(tmp), enforce_file_format=False)
+        if rewritten is not None:
+            _write(tmp, rewritten.data)
+        else:
+            _save(ds, tmp)
         if task.check_conformance:
             before = conformance_errors(path)
             result.new_errors = added_errors(before, conformance_errors(tmp))
+            if result.new_errors and rewritten is not None:
+                # The IOD repairs work on a whole data set: redo this file the pydicom way.
+                ds, rewritten = pydicom.dcmread(BytesIO(data)), None
+                ctx = HeaderContext(key, run.profile, pseudonym, offset)
+                deidentify_header(ds, ctx)
+                _save(ds, tmp)
+                result.new_errors = added_errors(before, conformance_errors(tmp))
             for _ in range(MAX_REPAIRS):
                 if not result.new_errors or not _repair(ds, result.new_errors, ctx, result):
                     break
-                ds.save_as(str(tmp), enforce_file_format=False)
+                _save(ds, tmp)
                 result.new_errors = added_errors(before, conformance_errors(tmp))
             result.conformance = "checked"
         else:
             result.conformance = "not sampled" if dciodvfy_path() else "off"
-        leaks = leak_scan(tmp, ctx.originals, ctx.written, dataset=ds)
+        if rewritten is not None:
+            leaks = leak_scan_bytes(rewritten.data, rewritten.header_end, rewritten.decoded, ctx.originals, ctx.written)
+        else:
+            leaks = leak_scan(tmp, ctx.originals, ctx.written, dataset=ds)
+        result.counts = _counts(ctx.counts)
+        result.notes += ctx.notes
         result.leaks = [{"value": leak.masked_value, "where": leak.where} for leak in leaks]
         if result.new_errors or leaks:
             reasons = []
@@ -279,6 +408,20 @@ def _process(task: _Task) -> FileResult:
         return result
     result.fate = "released"
     return result
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+def _save(ds: pydicom.Dataset, path: Path) -> None:
+    """Write a data set de-identified by pydicom: the preamble is zeroed like the raw path's (a
+    preamble may hold a TIFF header or any other bytes a dual-format file put there)."""
+    ds.preamble = bytes(128)
+    if "FileMetaInformationGroupLength" not in ds.file_meta:
+        ds.file_meta.FileMetaInformationGroupLength = 0  # Type 1 (PS3.10 7.1); pydicom writes the real length
+    ds.save_as(str(path), enforce_file_format=False)
 
 
 @dataclass(frozen=True)
@@ -319,8 +462,22 @@ def _repair(ds: pydicom.Dataset, errors: List[str], ctx: HeaderContext, result: 
     return changed
 
 
+#: Bytes the pre-pass reads of a file: its groups 0008-0020 are nearly always within them.
+PREPASS_BYTES = 64 * 1024
+
+
 def _prepass(path: Path) -> Optional[_Head]:
-    """What the driver needs of a DICOM file before the batch, or ``None`` when it cannot be read."""
+    """What the driver needs of a DICOM file before the batch, or ``None`` when it cannot be read.
+    The file's first bytes through the raw layout (the same decoding as the worker's admission);
+    pydicom for anything else."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(PREPASS_BYTES)
+        head = _RawHead(parse_file(data, before=0x00210000))
+        return _Head(patient_key_of(head), str(head.get("SeriesInstanceUID", "")), str(head.get("SOPInstanceUID", "")),
+                     str(head.get("SOPClassUID", "")) in KEPT_SOP_CLASSES)
+    except Exception:  # noqa: BLE001 - not in the first bytes, or not the raw layout: pydicom decides
+        pass
     try:
         ds = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=_PREPASS_TAGS)
     except Exception:  # noqa: BLE001 - reported by the worker
@@ -415,11 +572,9 @@ def deidentify(
         if head.series_uid not in seen_series:
             seen_series.add(head.series_uid)
             sampled.add(path)
-    tasks = [
-        _Task(str(p), p.relative_to(input_dir).as_posix(), str(output_dir), profile, key.raw(),
-              patients, conformance == "all" or (conformance == "sample" and p in sampled))
-        for p in files if p not in duplicates
-    ]
+    run = _Run(str(output_dir), profile, key.raw(), patients)
+    tasks = [_Task(str(p), p.relative_to(input_dir).as_posix(), conformance == "all" or (conformance == "sample" and p in sampled))
+             for p in files if p not in duplicates]
     report = DeidReport(str(input_dir), str(output_dir), profile.name, str(report_path), conformance,
                         new_subjects=len(new), subjects=len(linkage), key_created=created)
     results: Dict[str, FileResult] = {}
@@ -428,19 +583,26 @@ def deidentify(
         results[source] = FileResult(source, "skipped", f"the same SOP Instance UID as {first.relative_to(input_dir).as_posix()}, which is released instead")
     try:
         if jobs > 1 and len(tasks) > 1:
-            with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = {pool.submit(_process, t): t for t in tasks}
+            # Chunks of consecutive files (mostly one series: the worker's memo serves them all),
+            # small enough to keep both the workers and the progress bar busy.
+            size = max(1, min(16, len(tasks) // (4 * jobs)))
+            chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+            with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_start_run, initargs=(run,)) as pool:
+                futures = [pool.submit(_process_chunk, chunk) for chunk in chunks]
                 try:
-                    for n, future in enumerate(concurrent.futures.as_completed(futures), start=1):
-                        result = future.result()
-                        results[result.source] = result
+                    done = 0
+                    for future in concurrent.futures.as_completed(futures):
+                        for result in future.result():
+                            results[result.source] = result
+                        done += len(future.result())
                         if progress:
-                            progress(n, len(tasks), "de-identifying")
+                            progress(done, len(tasks), "de-identifying")
                 except BaseException:
                     for f in futures:
                         f.cancel()
                     raise
         else:
+            _start_run(run)
             for n, task in enumerate(tasks, start=1):
                 result = _process(task)
                 results[result.source] = result

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
@@ -33,7 +34,7 @@ from visceral.deid.tables import rule_for
 
 PathLike = Union[str, Path]
 
-__all__ = ["dciodvfy_path", "conformance_errors", "added_errors", "repair_targets", "leak_scan", "Leak"]
+__all__ = ["dciodvfy_path", "conformance_errors", "added_errors", "repair_targets", "leak_scan", "leak_scan_bytes", "decoded_values", "Leak"]
 
 #: Shortest original value searched in the whole file (pixel data included): shorter runs occur by chance.
 MIN_FILE_SCAN = 6
@@ -121,7 +122,7 @@ def _mask(value: str) -> str:
     return value[0] + "*" * max(0, len(value) - 2) + (value[-1] if len(value) > 1 else "") + f" ({len(value)} chars)"
 
 
-def _decoded_values(ds: Dataset) -> Iterable[tuple]:
+def decoded_values(ds: Dataset) -> Iterable[tuple]:
     """(keyword, tag, text) of every string value of the data set, its sequences and file meta."""
     datasets = [ds]
     if getattr(ds, "file_meta", None) is not None:
@@ -146,7 +147,13 @@ def _contains(data: bytes, value: bytes) -> bool:
     longer one -- a new UID's 39 random digits contain some 8-digit date by chance."""
     if not value.isdigit():
         return value in data
-    return re.search(rb"(?<![0-9])" + re.escape(value) + rb"(?![0-9])", data) is not None
+    start = data.find(value)
+    while start >= 0:
+        end = start + len(value)
+        if (start == 0 or not 0x30 <= data[start - 1] <= 0x39) and (end == len(data) or not 0x30 <= data[end] <= 0x39):
+            return True
+        start = data.find(value, start + 1)
+    return False
 
 
 def _pixel_data_offset(data: bytes) -> Optional[int]:
@@ -161,24 +168,41 @@ def _pixel_data_offset(data: bytes) -> Optional[int]:
 
 def _printable_runs(data: bytes, min_length: int, limits: Sequence[int] = ()) -> List[bytes]:
     """Runs of at least ``min_length`` printable ASCII bytes, joined by NUL: one buffer for the whole of
-    ``data`` and one per limit in ``limits`` (the runs of ``data[:limit]``).  Vectorized: ~1 ms per MiB."""
+    ``data`` and one per limit in ``limits`` (the runs of ``data[:limit]``).
+
+    Vectorized: position ``i`` starts a window of ``min_length`` printable bytes when all of them are
+    printable; consecutive window starts form one maximal run.  ~0.4 ms for a 512x512 CT slice.
+    """
     arr = np.frombuffer(data, dtype=np.uint8)
-    printable = np.concatenate(([False], (arr >= 0x20) & (arr <= 0x7E), [False]))
-    edges = np.flatnonzero(printable[1:] != printable[:-1])
-    keep = (edges[1::2] - edges[0::2]) >= min_length  # clipping at a limit only shortens a run
-    starts, ends = edges[0::2][keep].tolist(), edges[1::2][keep].tolist()
+    printable = (arr - np.uint8(0x20)) < np.uint8(0x5F)  # 0x20..0x7E (uint8 arithmetic wraps)
+    n = len(data) - min_length + 1
+    starts: List[int] = []
+    ends: List[int] = []
+    if n > 0:
+        window = printable[:n].copy()
+        for k in range(1, min_length):
+            window &= printable[k:n + k]
+        idx = np.flatnonzero(window)
+        if idx.size:
+            breaks = np.flatnonzero(np.diff(idx) > 1)
+            starts = idx[np.concatenate(([0], breaks + 1))].tolist()
+            ends = (idx[np.concatenate((breaks, [idx.size - 1]))] + min_length).tolist()
     out = []
     for limit in (len(data), *limits):
-        pieces = [data[a:min(b, limit)] for a, b in zip(starts, ends) if a < limit and min(b, limit) - a >= min_length]
-        out.append(b"\0".join(pieces))
+        # clipping a run at a limit only shortens it
+        out.append(b"\0".join(data[a:min(b, limit)] for a, b in zip(starts, ends) if a < limit and min(b, limit) - a >= min_length))
     return out
+
+
+_ZEROS = re.compile(r"[0\s.:\-+]*")
+_NUMBER = re.compile(r"[\d\s.:+\-eE]+")
 
 
 def _significant(value: str) -> bool:
     """Worth searching: not too short, and not a short number (weights, sizes, counts occur by chance)."""
-    if len(value) < MIN_WHOLE_VALUE or re.fullmatch(r"[0\s.:\-+]*", value):
+    if len(value) < MIN_WHOLE_VALUE or _ZEROS.fullmatch(value):
         return False
-    return not (len(value) < MIN_FILE_SCAN and re.fullmatch(r"[\d\s.:+\-eE]+", value))
+    return not (len(value) < MIN_FILE_SCAN and _NUMBER.fullmatch(value))
 
 
 def leak_scan(path: PathLike, originals: Dict[str, bool], written: Set[str], charset_encodings: Iterable[str] = ("utf-8", "latin-1"),
@@ -198,26 +222,47 @@ def leak_scan(path: PathLike, originals: Dict[str, bool], written: Set[str], cha
     header_end = _pixel_data_offset(data)
     if header_end is None:
         header_end = _header_end(path)
+    ds = dataset if dataset is not None else pydicom.dcmread(str(path), stop_before_pixels=True)
+    decoded = [(k, tag, t.strip()) for k, tag, t in decoded_values(ds)]
+    return leak_scan_bytes(data, header_end, decoded, originals, written, charset_encodings)
+
+
+def leak_scan_bytes(data: bytes, header_end: int, decoded: List[Tuple[str, int, str]], originals: Dict[str, bool], written: Set[str],
+                    charset_encodings: Iterable[str] = ("utf-8", "latin-1")) -> List[Leak]:
+    """The leak scan of :func:`leak_scan` on the bytes of a file about to be written.
+
+    Args:
+        data: every byte of the output file.
+        header_end: where its Pixel Data element starts (the header bytes are ``data[:header_end]``).
+        decoded: (keyword, tag, stripped text) of every decoded value of the output, nested and meta included.
+    """
     # A printable value can only occur inside a run of printable bytes: search the runs (a few KiB)
     # instead of the whole file (megabytes of pixel data) -- the same answer, hundreds of times faster.
     runs, header_runs = _printable_runs(data, MIN_HEADER_SCAN, (header_end,))
-    ds = dataset if dataset is not None else pydicom.dcmread(str(path), stop_before_pixels=True)
-    decoded = [(k, tag, t.strip()) for k, tag, t in _decoded_values(ds)]
+    runs_lower = runs.lower()
     everywhere = _TextIndex([(k, t) for k, _, t in decoded])
     listed = _TextIndex([(k, t) for k, tag, t in decoded if rule_for(tag) is not None])
+    encodings = tuple(charset_encodings)
     leaks: List[Leak] = []
-    for value in sorted({o.strip() for o in originals if _significant(o.strip())} - set(written)):
+    for value in sorted({o.strip() for o in originals} - set(written)):
+        needle = _needle(value, encodings)
+        if needle is None:
+            continue
         found = None
         if originals.get(value, True):
-            encodings = {value.encode(enc, errors="ignore") for enc in charset_encodings} - {b""}
-            printable = all(0x20 <= b <= 0x7E for e in encodings for b in e)
-            in_file = runs if printable else data
-            in_header = header_runs if printable else data[:header_end]
-            if len(value) >= MIN_FILE_SCAN and any(_contains(in_file, e) for e in encodings):
-                found = "file bytes"
-            elif len(value) >= MIN_HEADER_SCAN and any(_contains(in_header, e) for e in encodings):
-                found = "header bytes"
             index = everywhere
+            if needle.printable and len(value) >= MIN_HEADER_SCAN and needle.lower not in runs_lower:
+                # In no byte of the file, in any case: only a whole decoded value (shorter than the
+                # runs) or a number rendered from a binary value can still hold it.
+                if value not in everywhere.whole and not needle.renderable:
+                    continue
+            else:
+                in_file = runs if needle.printable else data
+                in_header = header_runs if needle.printable else data[:header_end]
+                if len(value) >= MIN_FILE_SCAN and any(_contains(in_file, e) for e in needle.encoded):
+                    found = "file bytes"
+                elif len(value) >= MIN_HEADER_SCAN and any(_contains(in_header, e) for e in needle.encoded):
+                    found = "header bytes"
         else:
             index = listed  # descriptive values: only where Annex E says they must not be
         if found is None:
@@ -225,6 +270,46 @@ def leak_scan(path: PathLike, originals: Dict[str, bool], written: Set[str], cha
         if found:
             leaks.append(Leak(_mask(value), found))
     return leaks
+
+
+@dataclass(frozen=True)
+class _Needle:
+    """An original value prepared for the scan."""
+
+    encoded: Tuple[bytes, ...]
+    printable: bool
+    lower: bytes
+    renderable: bool  # could be (part of) a binary value rendered as text: a number, an AT tag
+
+
+_RENDERABLE = re.compile(r"[0-9A-Fa-f\s.:+\-(),xX]+")
+
+
+@lru_cache(maxsize=65536)
+def _needle(value: str, encodings: Tuple[str, ...]) -> Optional[_Needle]:
+    """How to search ``value``; ``None`` when it is not significant (see :func:`_significant`)."""
+    if not _significant(value):
+        return None
+    if value.isascii() and value.isprintable():  # the common case: the same bytes in every encoding
+        encoded: Tuple[bytes, ...] = (value.encode("ascii"),)
+        printable = True
+    else:
+        encoded = tuple(sorted({value.encode(enc, errors="ignore") for enc in encodings} - {b""}))
+        printable = all(0x20 <= b <= 0x7E for e in encoded for b in e)
+    return _Needle(encoded, printable, value.lower().encode("ascii") if printable else b"", _RENDERABLE.fullmatch(value) is not None)
+
+
+def _contains_text(text: str, value: str) -> bool:
+    """:func:`_contains` for decoded text: a number only as a whole number."""
+    if not value.isdigit():
+        return value in text
+    start = text.find(value)
+    while start >= 0:
+        end = start + len(value)
+        if (start == 0 or not text[start - 1].isdigit()) and (end == len(text) or not text[end].isdigit()):
+            return True
+        start = text.find(value, start + 1)
+    return False
 
 
 class _TextIndex:
@@ -238,9 +323,9 @@ class _TextIndex:
     def find(self, value: str) -> Optional[str]:
         """``attribute <keyword>`` holding ``value`` (whole, or as a substring when 4+ characters)."""
         low = value.lower()
-        if value not in self.whole and not (len(value) >= MIN_HEADER_SCAN and low in self.joined):
+        if value not in self.whole and not (len(value) >= MIN_HEADER_SCAN and _contains_text(self.joined, low)):
             return None
         for keyword, text in self.items:
-            if text == value or (len(value) >= MIN_HEADER_SCAN and low in text.lower()):
+            if text == value or (len(value) >= MIN_HEADER_SCAN and _contains_text(text.lower(), low)):
                 return f"attribute {keyword}"
         return "decoded values"

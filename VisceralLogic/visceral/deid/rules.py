@@ -34,6 +34,7 @@ import datetime as _dt
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Dict, Iterable, List, Optional, Set
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -47,7 +48,7 @@ from visceral.deid.identity import SecretKey
 from visceral.deid.profile import Profile
 from visceral.deid.tables import AnnexERule, rule_for
 
-__all__ = ["HeaderContext", "deidentify_header", "patient_key_of", "derive_age", "DUMMY_TEXT", "DUMMY_VALUES"]
+__all__ = ["HeaderContext", "decide", "deidentify_header", "prepare_header", "transform_elements", "transform_element", "set_identity", "deidentify_meta", "follow_instance_uid", "patient_key_of", "derive_age", "cap_age", "shift_date", "shift_datetime", "DUMMY_TEXT", "DUMMY_VALUES"]
 
 DUMMY_TEXT = "ANONYMIZED"
 DUMMY_NAME = "ANONYMOUS"
@@ -70,6 +71,7 @@ _METHOD_CODES = {
 }
 
 
+@lru_cache(maxsize=4096)
 def attribute_class(keyword: str, vr: str, private: bool = False) -> str:
     """The audit-report class of an attribute (how actions are grouped for a reader)."""
     if private:
@@ -158,6 +160,12 @@ def patient_key_of(ds: Dataset) -> str:
 
 
 def _parse_date(text: str) -> Optional[_dt.date]:
+    text = text.strip()[:8]
+    if len(text) == 8 and text.isdigit() and text.isascii():  # the common case, without strptime (same result)
+        try:
+            return _dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        except ValueError:
+            return None
     try:
         return _dt.datetime.strptime(text.strip()[:8], "%Y%m%d").date()
     except ValueError:
@@ -183,14 +191,14 @@ def derive_age(birth: str, on: str, max_years: int = 89) -> Optional[str]:
     return f"{days:03d}D"
 
 
-def _cap_age(text: str, max_years: int) -> str:
+def cap_age(text: str, max_years: int) -> str:
     match = re.fullmatch(r"(\d{3})([DWMY])", text.strip())
     if match and match.group(2) == "Y" and int(match.group(1)) > max_years:
         return "090Y"
     return text
 
 
-def _shift_date(text: str, days: int) -> Optional[str]:
+def shift_date(text: str, days: int) -> Optional[str]:
     """Shift a DA value (or range ``A-B``) by ``days``; ``None`` when it is not a date."""
     parts = text.strip().split("-")
     out = []
@@ -208,7 +216,7 @@ def _shift_date(text: str, days: int) -> Optional[str]:
     return "-".join(out)
 
 
-def _shift_datetime(text: str, days: int) -> Optional[str]:
+def shift_datetime(text: str, days: int) -> Optional[str]:
     """Shift a DT value by ``days`` (time of day and time-zone suffix kept)."""
     text = text.strip()
     if len(text) < 8:
@@ -216,7 +224,7 @@ def _shift_datetime(text: str, days: int) -> Optional[str]:
             year = int(text[:4]) + round(days / 365.25)
             return f"{year:04d}{text[4:]}"
         return None
-    shifted = _shift_date(text[:8], days)
+    shifted = shift_date(text[:8], days)
     return None if shifted is None else shifted + text[8:]
 
 
@@ -230,6 +238,24 @@ def _vr_of(ds: Dataset, tag) -> str:
         return dictionary_VR(tag)
     except KeyError:
         return "UN"
+
+
+def decide(keyword: str, vr: str, rule: AnnexERule, profile: Profile) -> str:
+    """Which of the profile's options decides the action on an attribute Annex E lists:
+    ``characteristic`` (Retain Patient Characteristics), ``shift`` (a date or date-time of Retain
+    Longitudinal Temporal Information), ``time`` (a time of day under that option: kept),
+    ``standardize`` (Clean Descriptors; the basic action when no controlled value applies) or
+    ``basic`` (the basic profile's code)."""
+    if keyword in profile.keep_patient_characteristics and rule.option("rtnPatCharsOpt"):
+        return "characteristic"
+    if profile.dates == "shift" and rule.option("rtnLongModifDatesOpt"):
+        if vr in ("DA", "DT"):
+            return "shift"
+        if vr == "TM":
+            return "time"
+    if rule.option("cleanDescOpt") and keyword in profile.descriptions and vr != "SQ":
+        return "standardize"
+    return "basic"
 
 
 class _Transformer:
@@ -302,7 +328,7 @@ class _Transformer:
     def _shift(self, ds: Dataset, elem: DataElement, keyword: str, rule: AnnexERule) -> None:
         if elem.value in (None, ""):
             return
-        shifter = _shift_date if elem.VR == "DA" else _shift_datetime
+        shifter = shift_date if elem.VR == "DA" else shift_datetime
         values = list(elem.value) if type(elem.value).__name__ == "MultiValue" else [elem.value]
         shifted = [shifter(str(v), self.ctx.date_offset_days) for v in values]
         for v in values:
@@ -322,39 +348,45 @@ class _Transformer:
                 self.walk(item)
             return
         for tag in list(ds.keys()):
-            if tag.is_private:
-                # Removed without decoding: a malformed private creator or odd private block
-                # must never stop the file; its raw bytes still feed the leak scan.
-                raw = ds.get_item(tag)
-                try:
-                    self.ctx.remember(raw.value if isinstance(raw.value, (bytes, bytearray)) else ds[tag].value, private=True)
-                except Exception:  # noqa: BLE001 - any decoding problem: the bytes are dropped anyway
-                    self.ctx.notes.append(f"malformed private element {tag} removed")
-                del ds[tag]
-                self.ctx.count(f"private {tag}", "", "removed", private=True)
-                continue
-            if tag.element == 0:  # group length (retired)
-                del ds[tag]
-                continue
-            rule = rule_for(int(tag))
-            if rule is None and tag not in self.empty_tags:
-                # Not an identifying attribute: left as read (not even decoded), unless a sequence to walk.
-                if _vr_of(ds, tag) == "SQ":
-                    self.walk(ds[tag].value)
-                continue
-            elem = ds[tag]
-            keyword = elem.keyword or ""
-            if tag in self.empty_tags:
-                if elem.value not in (None, "", b""):
-                    self._empty(elem, keyword)
-                continue
-            self._apply(ds, elem, keyword, rule)
+            self.walk_one(ds, tag)
+
+    def walk_one(self, ds: Dataset, tag) -> None:
+        """The action on the element ``tag`` of ``ds`` (depends on that element alone)."""
+        tag = Tag(tag)
+        if tag.is_private:
+            # Removed without decoding: a malformed private creator or odd private block
+            # must never stop the file; its raw bytes still feed the leak scan.
+            raw = ds.get_item(tag)
+            try:
+                self.ctx.remember(raw.value if isinstance(raw.value, (bytes, bytearray)) else ds[tag].value, private=True)
+            except Exception:  # noqa: BLE001 - any decoding problem: the bytes are dropped anyway
+                self.ctx.notes.append(f"malformed private element {tag} removed")
+            del ds[tag]
+            self.ctx.count(f"private {tag}", "", "removed", private=True)
+            return
+        if tag.element == 0:  # group length (retired)
+            del ds[tag]
+            return
+        rule = rule_for(int(tag))
+        if rule is None and tag not in self.empty_tags:
+            # Not an identifying attribute: left as read (not even decoded), unless a sequence to walk.
+            if _vr_of(ds, tag) == "SQ":
+                self.walk(ds[tag].value)
+            return
+        elem = ds[tag]
+        keyword = elem.keyword or ""
+        if tag in self.empty_tags:
+            if elem.value not in (None, "", b""):
+                self._empty(elem, keyword)
+            return
+        self._apply(ds, elem, keyword, rule)
 
     def _apply(self, ds: Dataset, elem: DataElement, keyword: str, rule: AnnexERule) -> None:
         profile = self.profile
-        if keyword in profile.keep_patient_characteristics and rule.option("rtnPatCharsOpt"):
+        decision = decide(keyword, elem.VR, rule, profile)
+        if decision == "characteristic":
             if keyword == "PatientAge" and elem.value:
-                capped = _cap_age(str(elem.value), profile.max_age_years)
+                capped = cap_age(str(elem.value), profile.max_age_years)
                 if capped != str(elem.value):
                     self.ctx.remember(elem.value, keyword, elem.VR)
                     elem.value = capped
@@ -362,13 +394,13 @@ class _Transformer:
                     return
             self.ctx.count(keyword, elem.VR, "kept (patient characteristic)")
             return
-        if profile.dates == "shift" and rule.option("rtnLongModifDatesOpt") and elem.VR in ("DA", "DT"):
+        if decision == "shift":
             self._shift(ds, elem, keyword, rule)
             return
-        if profile.dates == "shift" and rule.option("rtnLongModifDatesOpt") and elem.VR == "TM":
+        if decision == "time":
             self.ctx.count(keyword, elem.VR, "kept (time of day)")
             return
-        if rule.option("cleanDescOpt") and keyword in profile.descriptions and elem.VR != "SQ":
+        if decision == "standardize":
             if elem.value not in (None, ""):
                 value = profile.standardize(keyword, str(elem.value))
                 if value is not None:
@@ -415,7 +447,24 @@ def _code_item(value: str, meaning: str) -> Dataset:
 
 
 def deidentify_header(ds: Dataset, ctx: HeaderContext) -> None:
-    """De-identify ``ds`` (and its file meta) in place.  Pixel data is not touched."""
+    """De-identify ``ds`` (and its file meta) in place.  Pixel data is not touched.
+
+    The steps are public so that the raw-layout rewriter (:mod:`visceral.deid.rawpath`), which
+    hands pydicom only the elements that need work, applies exactly the same ones.
+    """
+    prepare_header(ds, ctx)
+    transform_elements(ds, ctx)
+    set_identity(ds, ctx)
+    if getattr(ds, "file_meta", None) is not None:
+        deidentify_meta(ds.file_meta, ds, ctx)
+
+
+#: The attributes :func:`prepare_header` reads (the raw rewriter gives it just these).
+PREPARE_KEYWORDS = ("PatientName", "PatientID", "PatientAge", "PatientBirthDate", "StudyDate", "AcquisitionDate", "ContentDate", "SeriesDate")
+
+
+def prepare_header(ds: Dataset, ctx: HeaderContext) -> None:
+    """Before the walk: derive a missing Patient's Age; remember the patient's name and ID."""
     profile = ctx.profile
     if "PatientAge" in profile.keep_patient_characteristics and not str(ds.get("PatientAge", "") or "").strip():
         on = next((str(ds.get(k, "") or "") for k in ("StudyDate", "AcquisitionDate", "ContentDate", "SeriesDate") if ds.get(k)), "")
@@ -426,8 +475,21 @@ def deidentify_header(ds: Dataset, ctx: HeaderContext) -> None:
     ctx.remember(ds.get("PatientName"), "PatientName", "PN")
     ctx.remember(ds.get("PatientID"), "PatientID", "LO")
 
+
+def transform_elements(ds: Dataset, ctx: HeaderContext) -> None:
+    """The Annex E actions on every element of ``ds`` (recursively)."""
     _Transformer(ctx).walk(ds)
 
+
+def transform_element(ds: Dataset, tag: int, ctx: HeaderContext) -> None:
+    """The Annex E action on the top-level element ``tag`` of ``ds`` alone.  Its outcome depends
+    only on that element and on the context's key, profile and date offset."""
+    _Transformer(ctx).walk_one(ds, tag)
+
+
+def set_identity(ds: Dataset, ctx: HeaderContext) -> None:
+    """After the walk: pseudonym, Patient Identity Removed and the de-identification method."""
+    profile = ctx.profile
     # Identity: the pseudonym is the dummy value of Patient's Name and Patient ID (both Type 2).
     ds.PatientName = ctx.pseudonym
     ds.PatientID = ctx.pseudonym
@@ -444,20 +506,27 @@ def deidentify_header(ds: Dataset, ctx: HeaderContext) -> None:
     ds.DeidentificationMethod = f"Visceral {__version__}; profile {profile.name}"[:64]
     ds.DeidentificationMethodCodeSequence = Sequence([_code_item(*_METHOD_CODES[o]) for o in options])
     ctx.written.update({str(ds.DeidentificationMethod), profile.name})
-    if getattr(ds, "file_meta", None) is not None:
-        _deidentify_meta(ds.file_meta, ds, ctx)
 
 
-def _deidentify_meta(meta: FileMetaDataset, ds: Dataset, ctx: HeaderContext) -> None:
+#: File meta attributes that name the sending and receiving systems (removed).
+META_REMOVED = ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle", "ReceivingApplicationEntityTitle",
+                "PrivateInformationCreatorUID", "PrivateInformation", "SourcePresentationAddress",
+                "SendingPresentationAddress", "ReceivingPresentationAddress")
+
+
+def deidentify_meta(meta: FileMetaDataset, ds: Dataset, ctx: HeaderContext) -> None:
     """File meta (PS3.10): instance UID follows the data set; AE titles and private information go."""
-    for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle", "ReceivingApplicationEntityTitle",
-                    "PrivateInformationCreatorUID", "PrivateInformation", "SourcePresentationAddress",
-                    "SendingPresentationAddress", "ReceivingPresentationAddress"):
+    for keyword in META_REMOVED:
         if keyword in meta:
             ctx.remember(meta[keyword].value, keyword, "AE")
             del meta[keyword]
             ctx.count(keyword, "AE", "removed")
     if "SOPInstanceUID" in ds:
-        if "MediaStorageSOPInstanceUID" in meta:
-            ctx.remember(meta.MediaStorageSOPInstanceUID, "MediaStorageSOPInstanceUID", "UI")
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        follow_instance_uid(meta, str(ds.SOPInstanceUID), ctx)
+
+
+def follow_instance_uid(meta: FileMetaDataset, uid: str, ctx: HeaderContext) -> None:
+    """Media Storage SOP Instance UID := the data set's (new) SOP Instance UID."""
+    if "MediaStorageSOPInstanceUID" in meta:
+        ctx.remember(meta.MediaStorageSOPInstanceUID, "MediaStorageSOPInstanceUID", "UI")
+    meta.MediaStorageSOPInstanceUID = uid

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
 __all__ = [
@@ -71,7 +71,11 @@ class AnnexERule:
     keyword: str = ""
 
     def option(self, column: str) -> Optional[str]:
-        return dict(self.options).get(column)
+        return self._option_map.get(column)
+
+    @cached_property
+    def _option_map(self) -> Dict[str, str]:
+        return dict(self.options)
 
 
 @lru_cache(maxsize=1)
