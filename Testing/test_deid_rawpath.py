@@ -198,3 +198,50 @@ def test_random_headers_are_rewritten_exactly_as_pydicom_does(header: Tuple[Data
         warnings.simplefilter("ignore")
         ds.save_as(out, implicit_vr=implicit, little_endian=True, enforce_file_format=True)
         assert_same(out.getvalue(), RawRewriter(KEY.raw(), PROFILE), tmp_path_factory.mktemp("h"), offset=-400, name=str(ds))
+
+
+def test_preamble_never_reaches_the_release_on_either_path(tmp_path: Path) -> None:
+    """A dual-format file's preamble (a TIFF header, or any bytes) may carry identifying text:
+    every released file starts with 128 zero bytes, whichever path wrote it."""
+    from visceral.deid import deidentify
+
+    inp = tmp_path / "in"
+    written = corpus.write_series(inp, PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=1, series_number=2))
+    data = bytearray(written.paths[0].read_bytes())
+    data[:128] = b"Raw^Rita^Q PID-RAW-0042".ljust(128, b"\0")
+    written.paths[0].write_bytes(bytes(data))
+    big_endian = inp / "big_endian.dcm"  # an encoding the raw reader leaves to pydicom
+    big_endian.write_bytes(b"Raw^Rita^Q".ljust(128, b"\0") + corpus.pydicom_test_file("MR_small_bigendian.dcm").read_bytes()[128:])
+    report = deidentify(inp, tmp_path / "out", jobs=1, conformance="off")
+    released = [f for f in report.files if f.fate == "released"]
+    assert len(released) == 2, report.to_text()
+    for result in released:
+        assert (tmp_path / "out" / result.output).read_bytes()[:132] == bytes(128) + b"DICM"
+
+
+def test_numbers_match_only_whole_in_decoded_values_too() -> None:
+    """A new UID's 39 random digits may contain an original 8-digit date: no leak.  The date as a
+    whole value is one."""
+    uid = "2.25.1234201904155678"
+    data = bytes(132) + b"\x08\x00\x18\x00UI" + len(uid).to_bytes(2, "little") + uid.encode()
+    decoded = [("SOPInstanceUID", 0x00080018, uid)]
+    assert leak_scan_bytes(data, len(data), decoded, {"20190415": True}, set()) == []
+    dated = data + b"\x08\x00\x20\x00DA\x08\x0020190415"
+    found = leak_scan_bytes(dated, len(dated), decoded + [("StudyDate", 0x00080020, "20190415")], {"20190415": True}, set())
+    assert [leak.where for leak in found] == ["file bytes"]
+    assert leak_scan_bytes(data, len(data), decoded + [("Other", 0x00091000, "20190415")], {"20190415": True}, set()) != []
+
+
+_PIXELS = st.binary(min_size=9000, max_size=9000) | st.builds(lambda n, t: bytes(n) + t, st.integers(8200, 9000), st.binary(max_size=40))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=300) | _PIXELS, limit=st.integers(0, 9100), min_length=st.integers(1, 8))
+def test_printable_runs_match_a_regular_expression(data: bytes, limit: int, min_length: int) -> None:
+    """Short buffers and pixel-sized ones (where only the bytes up to the last printable pair are searched)."""
+    import re
+
+    from visceral.deid.qa import _printable_runs
+
+    expected = [b"\0".join(re.findall(rb"[\x20-\x7e]{%d,}" % min_length, part)) for part in (data, data[:limit])]
+    assert _printable_runs(data, min_length, (limit,)) == expected

@@ -9,11 +9,15 @@ The corpus: the first series has a value planted in every Annex E attribute, in 
 and in a private block (adversarial); the others have realistic clinical headers (names, IDs,
 dates, institution, station, device serial, operators, referring physician, UIDs).
 
+Then the same comparison on the realistic series alone, and each tool's start-up time on an empty
+folder (interpreter and imports: what a small corpus mostly measures).
+
 Run: ``python bench/deid.py [SERIES] [SLICES]`` (default 4 series x 50 slices of 512x512).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -113,6 +117,52 @@ replace_identifiers(dicom_files=files, deid=DeidRecipe(), save=True, output_fold
 """
 
 
+_RUNS = itertools.count()
+
+
+def compare(title: str, src: Path, tmp: Path, sentinels: List[str], tools: List[tuple], jobs: int) -> None:
+    """Run every tool on ``src``, count leaking files with the same scan, print the table."""
+    files = len(list(src.rglob("*.dcm")))
+    mib = sum(p.stat().st_size for p in src.rglob("*.dcm")) / 2**20
+    rows = []
+    times: Dict[str, float] = {}
+    produced_any = set()
+    for label, fn in tools:
+        out = tmp / f"out{next(_RUNS)}"  # a fresh name: visceral's private folder stays beside it
+        try:
+            start = time.perf_counter()
+            fn(src, out)
+            seconds = time.perf_counter() - start
+        except (RuntimeError, FileNotFoundError, OSError) as exc:
+            rows.append([label, "failed", "", "", "", str(exc)[:80]])
+            continue
+        if not out.exists() or not any(out.rglob("*")):
+            rows.append([label, seconds, "", 0, 0, "wrote nothing (exit 0): left out of the ratios"])
+            shutil.rmtree(out, ignore_errors=True)
+            continue
+        times[label] = seconds
+        produced = len([p for p in out.rglob("*") if p.is_file() and p.suffix != ".json"])
+        if produced:
+            produced_any.add(label)
+        leaks_start = time.perf_counter()
+        rows.append([label, seconds, files / seconds, count_leaks(out, sentinels), produced, ""])
+        print(f"{label}: {seconds:.2f} s, leak count {time.perf_counter() - leaks_start:.1f} s", file=sys.stderr, flush=True)
+        shutil.rmtree(out, ignore_errors=True)
+    copy = times.get("plain copy (floor)")
+    ours = times.get(f"visceral --jobs {jobs}, leak scan, no dciodvfy")
+    python_peers = [t for k, t in times.items() if "(Python)" in k and k in produced_any]
+    for row in rows:
+        if isinstance(row[1], float):
+            row.insert(3, row[1] / copy if copy else "")
+            row.insert(4, (min(python_peers) / ours) if ours and row[0].startswith(f"visceral --jobs {jobs}, leak scan, no") and python_peers else "")
+        else:
+            row[3:3] = ["", ""]
+    print_table(f"{title}: {files} files, {mib:.0f} MiB, {len(sentinels)} planted values, {jobs} cores",
+                ["tool", "seconds", "files/s", "time / copy", "fastest Python peer / us", "files leaking", "files written", "note"], rows)
+    if ours and "gdcmanon -e (C++)" in times:
+        print(f"\nvisceral vs gdcmanon: {times['gdcmanon -e (C++)'] / ours:.2f}x; vs fastest Python peer: {min(python_peers) / ours if python_peers else float('nan'):.2f}x")
+
+
 def main() -> None:
     series = int(sys.argv[1]) if len(sys.argv) > 1 else 4
     slices = int(sys.argv[2]) if len(sys.argv) > 2 else 50
@@ -121,60 +171,42 @@ def main() -> None:
         tmp = Path(tmp)
         src = tmp / "in"
         sentinels = make_corpus(src, series, slices)
-        files = len(list(src.rglob("*.dcm")))
-        mib = sum(p.stat().st_size for p in src.rglob("*.dcm")) / 2**20
         cert_dir = tmp / "cert"
         cert_dir.mkdir()
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(cert_dir / "key.pem"),
                         "-out", str(cert_dir / "cert.pem"), "-subj", "/CN=bench", "-days", "1"], capture_output=True, check=False)
+        copy = ("plain copy (floor)", lambda s, out: shutil.copytree(s, out))
+        ours = (f"visceral --jobs {jobs}, leak scan, no dciodvfy", lambda s, out: visceral(s, out, jobs, "off"))
+        dicognito = ("dicognito (Python)", lambda s, out: run([PY, "-c", DICOGNITO, str(s), str(out)]))
+        gdcmanon = ("gdcmanon -e (C++)", lambda s, out: run(["gdcmanon", "-e", "-c", str(cert_dir / "cert.pem"), "-r", "--continue", "-i", str(s), "-o", str(out)]))
         tools: List[tuple] = [
-            ("plain copy (floor)", lambda out: shutil.copytree(src, out)),
-            (f"visceral --jobs {jobs}, leak scan, no dciodvfy", lambda out: visceral(src, out, jobs, "off")),
-            ("visceral --jobs 1, leak scan, no dciodvfy", lambda out: visceral(src, out, 1, "off")),
-            (f"visceral --jobs {jobs}, leak scan + dciodvfy every file", lambda out: visceral(src, out, jobs, "all")),
-            (f"visceral --jobs {jobs}, leak scan + dciodvfy per series", lambda out: visceral(src, out, jobs, "sample")),
-            ("dicognito (Python)", lambda out: run([PY, "-c", DICOGNITO, str(src), str(out)])),
-            ("deid, default recipe (Python)", lambda out: run([PY, "-c", DEID, str(src), str(out)])),
-            ("dicom-anonymizer (Python)", lambda out: mkdir_then(out, [str(Path(PY).parent / "dicom-anonymizer"), str(src), str(out)])),
-            ("gdcmanon -e (C++)", lambda out: run(["gdcmanon", "-e", "-c", str(cert_dir / "cert.pem"), "-r", "--continue", "-i", str(src), "-o", str(out)])),
+            copy, ours,
+            ("visceral --jobs 1, leak scan, no dciodvfy", lambda s, out: visceral(s, out, 1, "off")),
+            (f"visceral --jobs {jobs}, leak scan + dciodvfy every file", lambda s, out: visceral(s, out, jobs, "all")),
+            (f"visceral --jobs {jobs}, leak scan + dciodvfy per series", lambda s, out: visceral(s, out, jobs, "sample")),
+            dicognito,
+            ("deid, default recipe (Python)", lambda s, out: run([PY, "-c", DEID, str(s), str(out)])),
+            ("dicom-anonymizer (Python)", lambda s, out: mkdir_then(out, [str(Path(PY).parent / "dicom-anonymizer"), str(s), str(out)])),
+            gdcmanon,
         ]
-        rows = []
-        times: Dict[str, float] = {}
-        produced_any = set()
-        for label, fn in tools:
-            out = tmp / f"out{len(rows)}"
+        compare(f"deidentify, {series} series x {slices} slices 512x512 (series 1 adversarial)", src, tmp, sentinels, tools, jobs)
+        realistic = tmp / "realistic"
+        for folder in sorted(src.iterdir())[1:]:
+            shutil.copytree(folder, realistic / folder.name)
+        compare("deidentify, realistic headers only", realistic, tmp, sentinels, [copy, ours, dicognito, gdcmanon], jobs)
+        empty = tmp / "empty"
+        (empty / "none").mkdir(parents=True)
+        print("\nStart-up on an empty folder (interpreter, imports, pool): ", end="")
+        for label, fn in (ours, dicognito, gdcmanon):
+            start = time.perf_counter()
             try:
-                start = time.perf_counter()
-                fn(out)
-                seconds = time.perf_counter() - start
-            except (RuntimeError, FileNotFoundError, OSError) as exc:
-                rows.append([label, "failed", "", "", "", str(exc)[:80]])
-                continue
-            if not out.exists() or not any(out.rglob("*")):
-                rows.append([label, seconds, "", 0, 0, "wrote nothing (exit 0): left out of the ratios"])
-                shutil.rmtree(out, ignore_errors=True)
-                continue
-            times[label] = seconds
-            produced = len([p for p in out.rglob("*") if p.is_file() and p.suffix != ".json"])
-            if produced:
-                produced_any.add(label)
-            leaks_start = time.perf_counter()
-            rows.append([label, seconds, files / seconds, count_leaks(out, sentinels), produced, ""])
-            print(f"{label}: {seconds:.2f} s, leak count {time.perf_counter() - leaks_start:.1f} s", file=sys.stderr, flush=True)
-            shutil.rmtree(out, ignore_errors=True)
-        copy = times.get("plain copy (floor)")
-        ours = times.get(f"visceral --jobs {jobs}, leak scan, no dciodvfy")
-        python_peers = [t for k, t in times.items() if "(Python)" in k and k in produced_any]
-        for row in rows:
-            if isinstance(row[1], float):
-                row.insert(3, row[1] / copy if copy else "")
-                row.insert(4, (min(python_peers) / ours) if ours and row[0].startswith(f"visceral --jobs {jobs}, leak scan, no") and python_peers else "")
-            else:
-                row[3:3] = ["", ""]
-        print_table(f"deidentify: {files} files ({series} series x {slices} slices 512x512), {mib:.0f} MiB, {len(sentinels)} planted values, {jobs} cores",
-                    ["tool", "seconds", "files/s", "time / copy", "fastest Python peer / us", "files leaking", "files written", "note"], rows)
-        if ours and "gdcmanon -e (C++)" in times:
-            print(f"\nvisceral vs gdcmanon: {times['gdcmanon -e (C++)'] / ours:.2f}x; vs fastest Python peer: {min(python_peers) / ours if python_peers else float('nan'):.2f}x")
+                fn(empty, tmp / "empty-out")
+            except (RuntimeError, OSError):
+                pass
+            shutil.rmtree(tmp / "empty-out", ignore_errors=True)
+            shutil.rmtree(tmp / "empty-out.private", ignore_errors=True)
+            print(f"{label.split(',')[0]} {time.perf_counter() - start:.2f} s; ", end="")
+        print()
 
 
 if __name__ == "__main__":

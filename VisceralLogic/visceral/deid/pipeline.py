@@ -25,7 +25,7 @@ import logging
 import os
 from io import BytesIO
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
@@ -120,7 +120,9 @@ class DeidReport:
         return sum(len(f.leaks) for f in self.files)
 
     def to_json(self) -> str:
-        data = asdict(self)
+        # Shallow copies: every field holds JSON values already (dataclasses.asdict deep-copies them all).
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "files"}
+        data["files"] = [dict(vars(f)) for f in self.files]
         data["summary"] = {"fates": dict(self.fates()), "actions": self.action_totals(), "leaks": self.leak_count(), "ok": self.ok}
         return json.dumps(data, indent=1)
 
@@ -177,6 +179,7 @@ def _start_run(run: _Run) -> None:
     """Worker initializer (and the in-process run's setup)."""
     global _RUN
     _RUN = run
+    _MADE.clear()
 
 
 def _process_chunk(tasks: List[_Task]) -> List[FileResult]:
@@ -199,6 +202,7 @@ def _counts(counter: Counter) -> Dict[str, Dict[str, int]]:
 
 
 _REWRITER: Optional[RawRewriter] = None
+_MADE: set = set()  # output folders this process made (one mkdir per series, not per file)
 
 
 def _rewriter(run: _Run) -> RawRewriter:
@@ -356,7 +360,9 @@ def _process(task: _Task) -> FileResult:
         result.fate, result.reason = "refused", f"malformed header: {exc}"
         return result
 
-    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.parent not in _MADE:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _MADE.add(final.parent)
     tmp = final.parent / f"{TEMP_PREFIX}{final.name}"
     try:
         if rewritten is not None:

@@ -171,11 +171,21 @@ def _printable_runs(data: bytes, min_length: int, limits: Sequence[int] = ()) ->
     ``data`` and one per limit in ``limits`` (the runs of ``data[:limit]``).
 
     Vectorized: position ``i`` starts a window of ``min_length`` printable bytes when all of them are
-    printable; consecutive window starts form one maximal run.  ~0.4 ms for a 512x512 CT slice.
+    printable; consecutive window starts form one maximal run.  Pixel data rarely holds such runs:
+    a run of 4 or more bytes holds two odd-offset bytes two apart, so the exact search is limited to
+    the bytes up to the last such pair (the header, for 16-bit images below 8192).  ~0.2 ms for a
+    512x512 CT slice.
     """
-    arr = np.frombuffer(data, dtype=np.uint8)
+    size = len(data)
+    if min_length >= 4 and size > 8192:
+        words = np.frombuffer(data, dtype=np.uint16, count=size // 2)
+        high = (words - np.uint16(0x2000)) < np.uint16(0x5F00)  # the odd-offset byte is printable
+        pairs = np.flatnonzero(high[:-1] & high[1:])
+        # every run holds such a pair (odd bytes 2j+1, 2j+3) and ends before byte 2j+5 of the last pair j
+        size = min(size, 2 * int(pairs[-1]) + 5) if pairs.size else 0
+    arr = np.frombuffer(data, dtype=np.uint8, count=size)
     printable = (arr - np.uint8(0x20)) < np.uint8(0x5F)  # 0x20..0x7E (uint8 arithmetic wraps)
-    n = len(data) - min_length + 1
+    n = size - min_length + 1
     starts: List[int] = []
     ends: List[int] = []
     if n > 0:
@@ -200,6 +210,8 @@ _NUMBER = re.compile(r"[\d\s.:+\-eE]+")
 
 def _significant(value: str) -> bool:
     """Worth searching: not too short, and not a short number (weights, sizes, counts occur by chance)."""
+    if len(value) >= MIN_FILE_SCAN and value.isascii():  # the common case, without the expressions
+        return bool(value.strip("0 \t\n\r\f\v.:-+"))
     if len(value) < MIN_WHOLE_VALUE or _ZEROS.fullmatch(value):
         return False
     return not (len(value) < MIN_FILE_SCAN and _NUMBER.fullmatch(value))
@@ -301,8 +313,10 @@ def _needle(value: str, encodings: Tuple[str, ...]) -> Optional[_Needle]:
 
 def _contains_text(text: str, value: str) -> bool:
     """:func:`_contains` for decoded text: a number only as a whole number."""
+    if value not in text:
+        return False
     if not value.isdigit():
-        return value in text
+        return True
     start = text.find(value)
     while start >= 0:
         end = start + len(value)

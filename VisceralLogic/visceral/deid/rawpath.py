@@ -174,6 +174,7 @@ class RawRewriter:
         self.profile = profile
         self.empty_tags = frozenset(tag_for_keyword(k) for k in profile.empty)
         self._memo: Dict[tuple, _Outcome] = {}
+        self._seen: set = set()  # elements _fast did once, without a record
         self._work: Dict[Tuple[int, str], bool] = {}
         self._plans: Dict[Tuple[int, str], tuple] = {}  # (tag, VR) -> (keyword, Annex E rule, decision)
         self.hits = self.misses = self.on_bytes = 0  # memo hits, misses, misses done by _fast
@@ -203,28 +204,43 @@ class RawRewriter:
 
     def _elements(self, work: List[Tuple[bytes, Element]], charset: bytes, implicit: bool, ctx: HeaderContext) -> Dict[int, Piece]:
         """The new top-level elements for these (``chunk`` holds the element, ``element`` its layout
-        in ``chunk``): :meth:`_fast` when it can, else the memo, else one pydicom pass for all the
-        misses (one read, one walk per element with its own record, one write)."""
+        in ``chunk``): from the memo when the same element was seen twice before (a series repeats
+        most of its identifying values); else :meth:`_fast` when it can -- straight into ``ctx`` the
+        first time, through a record kept in the memo the second; else one pydicom pass for all the
+        rest (one read, one walk per element with its own record, one write), memoized too."""
         pieces: Dict[int, Piece] = {}
         slow: List[Tuple[tuple, bytes, int]] = []
+        memo, seen = self._memo, self._seen
+        if len(memo) + len(seen) > MEMO_LIMIT:
+            memo.clear()
+            seen.clear()
         for chunk, element in work:
-            done = self._fast(chunk, element, implicit, ctx)
-            if done is not None:
-                self.on_bytes += 1
-                pieces.update(done)
+            key = (ctx.date_offset_days, implicit, charset, chunk)
+            outcome = memo.get(key)
+            if outcome is not None:
+                self.hits += 1
+                outcome.merge_into(ctx)
+                pieces.update(outcome.out)
                 continue
-            key = ("element", ctx.date_offset_days, implicit, charset, chunk)
-            outcome = self._memo.get(key)
-            if outcome is None:
-                slow.append((key, chunk, element.tag))
-                continue
-            self.hits += 1
-            outcome.merge_into(ctx)
-            pieces.update(outcome.out)
+            if key not in seen:
+                done = self._fast(chunk, element, implicit, ctx)
+                if done is not None:
+                    seen.add(key)
+                    self.on_bytes += 1
+                    pieces.update(done)
+                    continue
+            else:
+                sub = HeaderContext(ctx.key, ctx.profile, ctx.pseudonym, ctx.date_offset_days)
+                done = self._fast(chunk, element, implicit, sub)
+                if done is not None:
+                    outcome = memo[key] = _Outcome(done, sub)
+                    self.on_bytes += 1
+                    outcome.merge_into(ctx)
+                    pieces.update(done)
+                    continue
+            slow.append((key, chunk, element.tag))
         if slow:
             self.misses += len(slow)
-            if len(self._memo) + len(slow) > MEMO_LIMIT:
-                self._memo.clear()
             ds = _read(charset + b"".join(chunk for _, chunk, _ in slow), implicit)
             records = []
             for key, _, tag in slow:
@@ -233,7 +249,7 @@ class RawRewriter:
                 records.append((key, tag, sub))
             encoded = _encode(ds, implicit)
             for key, tag, sub in records:
-                outcome = self._memo[key] = _Outcome({tag: encoded[tag]} if tag in encoded else {}, sub)
+                outcome = memo[key] = _Outcome({tag: encoded[tag]} if tag in encoded else {}, sub)
                 outcome.merge_into(ctx)
                 pieces.update(outcome.out)
         return pieces

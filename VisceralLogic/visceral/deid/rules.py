@@ -118,7 +118,7 @@ class HeaderContext:
         else -- patient, staff, dates, UIDs, private values -- is *strict*.
         """
         strict = attribute_class(keyword, vr, private) not in ("descriptions", "other", "institution and device")
-        for text in _texts(value):
+        for text in ((value,) if type(value) is str else _texts(value)):
             text = text.strip()
             if not text:
                 continue
