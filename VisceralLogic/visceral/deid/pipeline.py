@@ -248,10 +248,6 @@ class _RawHead:
 _MISSING = object()
 
 
-def _raw_head(raw: RawFile) -> _RawHead:
-    return _RawHead(raw)
-
-
 def _read_head(data: bytes, result: FileResult) -> Tuple[Optional[RawFile], object]:
     """The file's raw layout and a data set of what admission needs; (None, None) with the result's
     fate and reason set when the file cannot be read.  Without a raw layout (an encoding the raw
@@ -262,7 +258,7 @@ def _read_head(data: bytes, result: FileResult) -> Tuple[Optional[RawFile], obje
         raw = None
     if raw is not None:
         try:
-            return raw, _raw_head(raw)
+            return raw, _RawHead(raw)
         except Exception:  # noqa: BLE001 - let pydicom read the whole file and say what is wrong
             raw = None
     try:
@@ -479,17 +475,14 @@ def _prepass(path: Path) -> Optional[_Head]:
     try:
         with open(path, "rb") as handle:
             data = handle.read(PREPASS_BYTES)
-        head = _RawHead(parse_file(data, before=0x00210000))
-        return _Head(patient_key_of(head), str(head.get("SeriesInstanceUID", "")), str(head.get("SOPInstanceUID", "")),
-                     str(head.get("SOPClassUID", "")) in KEPT_SOP_CLASSES)
+        head: object = _RawHead(parse_file(data, before=0x00210000))
     except Exception:  # noqa: BLE001 - not in the first bytes, or not the raw layout: pydicom decides
-        pass
-    try:
-        ds = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=_PREPASS_TAGS)
-    except Exception:  # noqa: BLE001 - reported by the worker
-        return None
-    return _Head(patient_key_of(ds), str(ds.get("SeriesInstanceUID", "")), str(ds.get("SOPInstanceUID", "")),
-                 str(ds.get("SOPClassUID", "")) in KEPT_SOP_CLASSES)
+        try:
+            head = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=_PREPASS_TAGS)
+        except Exception:  # noqa: BLE001 - reported by the worker
+            return None
+    return _Head(patient_key_of(head), str(head.get("SeriesInstanceUID", "")), str(head.get("SOPInstanceUID", "")),  # type: ignore[attr-defined]
+                 str(head.get("SOPClassUID", "")) in KEPT_SOP_CLASSES)  # type: ignore[attr-defined]
 
 
 def _clean_partials(output: Path) -> int:

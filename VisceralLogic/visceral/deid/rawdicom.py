@@ -20,15 +20,12 @@ from typing import Dict, List, NamedTuple, Tuple
 
 from pydicom.datadict import dictionary_VR
 
-__all__ = ["Unsupported", "Element", "RawFile", "parse_file", "parse_elements", "IMPLICIT_LE", "EXPLICIT_LE", "RAW_SYNTAXES"]
+__all__ = ["Unsupported", "Element", "RawFile", "parse_file", "parse_elements", "IMPLICIT_LE", "EXPLICIT_LE"]
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")
-#: Transfer syntaxes whose data set this module reads: the two little-endian ones and every
-#: encapsulated (compressed) syntax, whose data set is Explicit VR Little Endian.
-RAW_SYNTAXES = "every little-endian, non-deflated transfer syntax"
 
 #: VRs with a 2-byte reserved field and a 4-byte length in explicit VR (PS3.5 Table 7.1-1).
 _LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"))
