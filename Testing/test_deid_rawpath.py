@@ -245,3 +245,17 @@ def test_printable_runs_match_a_regular_expression(data: bytes, limit: int, min_
 
     expected = [b"\0".join(re.findall(rb"[\x20-\x7e]{%d,}" % min_length, part)) for part in (data, data[:limit])]
     assert _printable_runs(data, min_length, (limit,)) == expected
+
+
+def test_the_same_dciodvfy_error_with_other_values_is_not_new() -> None:
+    """A shifted invalid date gives the error its input had, quoting other characters: not new.
+    The same error on another attribute is."""
+    from visceral.deid.qa import added_errors
+
+    before = ["Error - Value invalid for this VR - (0x0008,0x0012) DA Instance Creation Date  DA [1] = <40000102> - "
+              "Character invalid for this VR = '4' (0x34)"]
+    after = ["Error - Value invalid for this VR - (0x0008,0x0012) DA Instance Creation Date  DA [1] = <39980411> - "
+             "Character invalid for this VR = '3' (0x33)"]
+    assert added_errors(before, after) == []
+    other = [after[0].replace("(0x0008,0x0012) DA Instance Creation Date", "(0x0008,0x0024) DA Overlay Date")]
+    assert added_errors(before, other) == other
