@@ -100,6 +100,7 @@ def annex_e() -> Tuple[Dict[int, AnnexERule], List[Tuple[int, int, AnnexERule]]]
     return exact, masked
 
 
+@lru_cache(maxsize=16384)
 def rule_for(tag: int) -> Optional[AnnexERule]:
     """The Annex E rule of a (public) tag, or ``None`` when the table does not list it."""
     exact, masked = annex_e()
