@@ -2,22 +2,25 @@
 
 :func:`visceral.deid.rules.deidentify_header` decodes and re-encodes every element with pydicom;
 most of a clinical header (geometry, acquisition parameters) and all of the pixel data are left as
-they are, so decoding them is wasted work.  :class:`RawRewriter` instead:
+they are, so decoding them is wasted work.  :class:`RawRewriter` instead reads the element layout
+with :mod:`visceral.deid.rawdicom` (no value decoded) and gives each top-level element one of
+three treatments:
 
-1. reads the element layout with :mod:`visceral.deid.rawdicom` (no value decoded);
-2. copies the bytes of every element no rule touches (not private, not in Annex E, not emptied by
-   the profile, not a sequence) -- pixel data included, never decoded;
-3. hands every other top-level element, one at a time, to the very same steps
-   (:func:`~visceral.deid.rules.prepare_header`, :func:`~visceral.deid.rules.transform_elements`,
-   :func:`~visceral.deid.rules.set_identity`, :func:`~visceral.deid.rules.deidentify_meta`) on a
-   one-element pydicom data set, and encodes the result with pydicom.
+1. **copied** as bytes: every element no rule touches (not private, not in Annex E, not emptied by
+   the profile, not a sequence, not a standard element stored as UN) -- pixel data included;
+2. **on bytes** (:meth:`RawRewriter._fast`): private elements of defined length, and Annex E or
+   emptied attributes with a string VR and a printable ASCII value -- the walk's decision
+   (:func:`~visceral.deid.rules.decide`) and the rules' own value operations, on the text;
+3. **through pydicom**: everything else (sequences, non-ASCII text, numbers, invalid dates...), in
+   one batch per file, by the very walk of the reference path
+   (:func:`~visceral.deid.rules.transform_element`, one element at a time, each with its own record).
 
-An element's outcome depends only on its bytes, the character set, and the patient's date offset
+An element's outcome depends only on its bytes, the character set and the patient's date offset
 (the key and the profile are fixed per rewriter), so outcomes are memoized: a series repeats its
-patient, study, institution and device values in every file, and only the instance's own values
-(its SOP Instance UID, references) are computed per file.  The memo stores what the step
-remembered for the leak scan and counted for the report, so the file's audit record is the same
-as the pydicom path's -- ``Testing/test_deid_rawpath.py`` proves both paths write equal data sets.
+patient, study, institution and device values in every file, and from the third sighting of an
+element on it costs a dictionary look-up.  The memo keeps what the step remembered for the leak
+scan and counted for the report, so every file's audit record is whole.  ``Testing/test_deid_rawpath.py``
+proves that the rewrite writes the bytes, and keeps the record, of the pydicom path.
 """
 
 from __future__ import annotations
@@ -29,11 +32,11 @@ from io import BytesIO
 from typing import Dict, List, Optional, Tuple
 
 from pydicom.datadict import dictionary_has_tag, dictionary_keyword, tag_for_keyword
-from pydicom.tag import Tag
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.tag import Tag
 
 from visceral.deid.profile import Profile
 from visceral.deid.qa import decoded_values
@@ -51,9 +54,8 @@ _SOP_INSTANCE = 0x00080018
 _PIXEL_DATA = 0x7FE00010
 _PATIENT_AGE = 0x00101010
 _MEDIA_INSTANCE = 0x00020003
-_META_LENGTH = struct.Struct("<HH2sHL")
-_SHORT = struct.Struct("<HH2sH")
-_LONG = struct.Struct("<HH2sHL")
+_SHORT = struct.Struct("<HH2sH")  # explicit VR, 2-byte length
+_LONG = struct.Struct("<HH2sHL")  # explicit VR, reserved, 4-byte length
 _IMPLICIT = struct.Struct("<HHL")
 #: String VRs :meth:`RawRewriter._fast` handles on bytes (a printable ASCII value means the same in
 #: every character set: ISO 2022 escapes are control bytes).
@@ -78,7 +80,7 @@ class _Outcome:
 
     __slots__ = ("out", "strict", "lenient", "written", "counts", "notes")
 
-    def __init__(self, out: Dict[int, Tuple[bytes, Tuple[Decoded, ...]]], sub: HeaderContext) -> None:
+    def __init__(self, out: Dict[int, Piece], sub: HeaderContext) -> None:
         self.out = out  # top-level tag -> (encoded element, its decoded values)
         self.strict = {text: True for text, strict in sub.originals.items() if strict}
         self.lenient = tuple(text for text, strict in sub.originals.items() if not strict)
@@ -121,7 +123,7 @@ def _keyword(tag: int) -> str:
     return _element_keyword(tag) or str(Tag(tag))
 
 
-def _encode(ds: Dataset, implicit: bool) -> Dict[int, Tuple[bytes, Tuple[Decoded, ...]]]:
+def _encode(ds: Dataset, implicit: bool) -> Dict[int, Piece]:
     """The encoded top-level elements of ``ds`` with their decoded values (nested ones included),
     by tag; Specific Character Set is left out (the file's own is copied)."""
     fp = DicomBytesIO()
@@ -423,7 +425,7 @@ class RawRewriter:
             chunk = prepared.out[_PATIENT_AGE][0]
             age = (chunk, parse_elements(chunk, 0, implicit)[0])
 
-        pieces: Dict[int, Tuple[object, object]] = {}
+        pieces: Dict[int, Tuple[object, Tuple[Decoded, ...]]] = {}  # bytes, or a memoryview of the input
         view = memoryview(data)
         work: List[Tuple[bytes, Element]] = []
         for element in elements:
@@ -486,10 +488,10 @@ class RawRewriter:
         decoded = [("FileMetaInformationGroupLength", 0x00020000, str(len(body)))]
         for tag in sorted(elements):
             decoded.extend(elements[tag][1])
-        return _META_LENGTH.pack(0x0002, 0x0000, b"UL", 4, len(body)) + body, decoded  # group length: Type 1 (PS3.10 7.1)
+        return _SHORT.pack(0x0002, 0x0000, b"UL", 4) + len(body).to_bytes(4, "little") + body, decoded  # group length: Type 1 (PS3.10 7.1)
 
 
-def _encode_meta(meta: FileMetaDataset) -> Dict[int, Tuple[bytes, Tuple[Decoded, ...]]]:
+def _encode_meta(meta: FileMetaDataset) -> Dict[int, Piece]:
     fp = DicomBytesIO()
     fp.is_little_endian, fp.is_implicit_VR = True, False
     write_file_meta_info(fp, meta, enforce_standard=False)
