@@ -17,7 +17,7 @@ import dicom_corpus as corpus
 from conftest import require_tool
 from visceral.deid import deidentify, load_profile
 from visceral.deid.identity import SecretKey
-from visceral.deid.qa import conformance_errors
+from visceral.deid.qa import added_errors, conformance_errors
 from visceral.deid.rules import derive_age
 from visceral.errors import VisceralError
 
@@ -294,3 +294,18 @@ def test_killed_run_leaves_no_half_file_and_resumes(tmp_path: Path, dciodvfy: st
     got = [f.fate for f in report.files]
     assert got.count("released earlier") == len(finished) and got.count("released") == 40 - len(finished)
     assert not [p for p in out.rglob(".visceral-partial-*")]
+
+
+def test_sample_conformance_applies_the_samples_repairs_to_its_series(tmp_path: Path, dciodvfy: str) -> None:
+    """--conformance sample checks one file per series; the IOD repairs its check called for are made
+    in every file of the series, so no released file has a new dciodvfy error."""
+    inp = tmp_path / "in"
+    written = corpus.write_series(inp / "ct", ALICE, corpus.SeriesSpec("CT", rows=8, columns=8, slices=3, series_number=3), plant=True)
+    report = deidentify(inp, tmp_path / "out", jobs=2, conformance="sample")
+    by_source = {f.source: f for f in report.files}
+    sample, *rest = [by_source[p.relative_to(inp).as_posix()] for p in written.paths]
+    assert sample.conformance == "checked" and sample.repairs, "the planted series needs IOD repairs"
+    for result in rest:
+        assert result.fate == "released" and result.conformance == "not sampled; the repairs of its series' sample applied"
+        source = inp / result.source
+        assert not added_errors(conformance_errors(source), conformance_errors(tmp_path / "out" / result.output)), result.source

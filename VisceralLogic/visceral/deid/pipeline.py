@@ -25,7 +25,7 @@ import logging
 import os
 from io import BytesIO
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
@@ -84,6 +84,8 @@ class FileResult:
     new_errors: List[str] = field(default_factory=list)
     leaks: List[Dict[str, str]] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    #: dciodvfy error lines that drove IOD repairs of this file
+    repairs: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -170,6 +172,8 @@ class _Task:
     path: str
     source: str
     check_conformance: bool
+    #: dciodvfy error lines that drove the IOD repairs of this file's series sample (``--conformance sample``)
+    repairs: Tuple[str, ...] = ()
 
 
 _RUN: Optional[_Run] = None
@@ -184,6 +188,37 @@ def _start_run(run: _Run) -> None:
 
 def _process_chunk(tasks: List[_Task]) -> List[FileResult]:
     return [_process(task) for task in tasks]
+
+
+def _run_tasks(tasks: List[_Task], run: _Run, jobs: int, results: Dict[str, FileResult], progress: Optional[Progress],
+               done: int, total: int) -> None:
+    """Process ``tasks`` (in ``jobs`` worker processes, or in this one) into ``results``."""
+    if jobs > 1 and len(tasks) > 1:
+        # Chunks of consecutive files (mostly one series: the worker's memo serves them all),
+        # small enough to keep both the workers and the progress bar busy.
+        size = max(1, min(16, len(tasks) // (4 * jobs)))
+        chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_start_run, initargs=(run,)) as pool:
+            futures = [pool.submit(_process_chunk, chunk) for chunk in chunks]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    for result in future.result():
+                        results[result.source] = result
+                    done += len(future.result())
+                    if progress:
+                        progress(done, total, "de-identifying")
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+        return
+    _start_run(run)
+    for task in tasks:
+        result = _process(task)
+        results[result.source] = result
+        done += 1
+        if progress:
+            progress(done, total, "de-identifying")
 
 
 def _expected_pixel_bytes(ds: pydicom.Dataset) -> Optional[int]:
@@ -361,6 +396,13 @@ def _process(task: _Task) -> FileResult:
         _MADE.add(final.parent)
     tmp = final.parent / f"{TEMP_PREFIX}{final.name}"
     try:
+        if task.repairs and not task.check_conformance:
+            # Its series' sample needed IOD repairs: the same ones here (they work on a whole data set).
+            if rewritten is not None:
+                ds, rewritten = pydicom.dcmread(BytesIO(data)), None
+                ctx = HeaderContext(key, run.profile, pseudonym, offset)
+                deidentify_header(ds, ctx)
+            _repair(ds, list(task.repairs), ctx, result)
         if rewritten is not None:
             _write(tmp, rewritten.data)
         else:
@@ -381,6 +423,8 @@ def _process(task: _Task) -> FileResult:
                 _save(ds, tmp)
                 result.new_errors = added_errors(before, conformance_errors(tmp))
             result.conformance = "checked"
+        elif task.repairs:
+            result.conformance = "not sampled; the repairs of its series' sample applied"
         else:
             result.conformance = "not sampled" if dciodvfy_path() else "off"
         if rewritten is not None:
@@ -442,6 +486,7 @@ def _repair(ds: pydicom.Dataset, errors: List[str], ctx: HeaderContext, result: 
     """Apply the repairs dciodvfy's new errors call for; True when something changed."""
     delete, restore = repair_targets(errors)
     changed = False
+    result.repairs.extend(line for line in errors if line not in result.repairs)
     for keyword in delete:
         if keyword in ds:
             ctx.remember(ds.data_element(keyword).value, keyword, ds.data_element(keyword).VR)
@@ -581,32 +626,16 @@ def deidentify(
         source = path.relative_to(input_dir).as_posix()
         results[source] = FileResult(source, "skipped", f"the same SOP Instance UID as {first.relative_to(input_dir).as_posix()}, which is released instead")
     try:
-        if jobs > 1 and len(tasks) > 1:
-            # Chunks of consecutive files (mostly one series: the worker's memo serves them all),
-            # small enough to keep both the workers and the progress bar busy.
-            size = max(1, min(16, len(tasks) // (4 * jobs)))
-            chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
-            with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_start_run, initargs=(run,)) as pool:
-                futures = [pool.submit(_process_chunk, chunk) for chunk in chunks]
-                try:
-                    done = 0
-                    for future in concurrent.futures.as_completed(futures):
-                        for result in future.result():
-                            results[result.source] = result
-                        done += len(future.result())
-                        if progress:
-                            progress(done, len(tasks), "de-identifying")
-                except BaseException:
-                    for f in futures:
-                        f.cancel()
-                    raise
+        if conformance == "sample":
+            # Each series' sample first: the IOD repairs dciodvfy asks of it are applied to the rest of its series.
+            samples = [t for t in tasks if t.check_conformance]
+            _run_tasks(samples, run, jobs, results, progress, 0, len(tasks))
+            repairs = {kept[Path(t.path)].series_uid: tuple(results[t.source].repairs) for t in samples}
+            rest = [replace(t, repairs=repairs.get(kept[Path(t.path)].series_uid, ()) if Path(t.path) in kept else ())
+                    for t in tasks if not t.check_conformance]
+            _run_tasks(rest, run, jobs, results, progress, len(samples), len(tasks))
         else:
-            _start_run(run)
-            for n, task in enumerate(tasks, start=1):
-                result = _process(task)
-                results[result.source] = result
-                if progress:
-                    progress(n, len(tasks), "de-identifying")
+            _run_tasks(tasks, run, jobs, results, progress, 0, len(tasks))
     finally:
         order = [p.relative_to(input_dir).as_posix() for p in files]
         report.files = [results[s] for s in order if s in results]
