@@ -259,3 +259,23 @@ def test_the_same_dciodvfy_error_with_other_values_is_not_new() -> None:
     assert added_errors(before, after) == []
     other = [after[0].replace("(0x0008,0x0012) DA Instance Creation Date", "(0x0008,0x0024) DA Overlay Date")]
     assert added_errors(before, other) == other
+
+
+def test_a_header_longer_than_the_pre_pass_read_is_read_whole(tmp_path: Path) -> None:
+    """A private block before the patient's group ending exactly where the pre-pass stops reading
+    (64 KiB): the pre-pass must see that its groups go on, not take the patient as missing."""
+    from visceral.deid import deidentify
+    from visceral.deid.pipeline import PREPASS_BYTES
+
+    inp = tmp_path / "in"
+    path = corpus.write_series(inp, PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=1, series_number=2)).paths[0]
+    ds = pydicom.dcmread(str(path))
+    block = ds.private_block(0x0009, "BIG VENDOR", create=True)
+    block.add_new(0x01, "OB", b"")
+    ds.save_as(str(path), enforce_file_format=False)
+    start = next(e for e in parse_file(path.read_bytes()).elements if e.tag == 0x00091001).value
+    ds[0x00091001].value = b"\x01" * (PREPASS_BYTES - start)
+    ds.save_as(str(path), enforce_file_format=False)
+    assert next(e for e in parse_file(path.read_bytes()).elements if e.tag == 0x00091001).end == PREPASS_BYTES
+    report = deidentify(inp, tmp_path / "out", jobs=1, conformance="off")
+    assert [f.fate for f in report.files] == ["released"], report.to_text()

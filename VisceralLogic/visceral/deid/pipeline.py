@@ -520,7 +520,10 @@ def _prepass(path: Path) -> Optional[_Head]:
     try:
         with open(path, "rb") as handle:
             data = handle.read(PREPASS_BYTES)
-        head: object = _RawHead(parse_file(data, before=0x00210000))
+        raw = parse_file(data, before=0x00210000)
+        if len(data) == PREPASS_BYTES and (not raw.elements or raw.elements[-1].end >= len(data)):
+            raise Unsupported("groups 0008-0020 go on past the bytes read")  # stopped by the buffer, not by the tag
+        head: object = _RawHead(raw)
     except Exception:  # noqa: BLE001 - not in the first bytes, or not the raw layout: pydicom decides
         try:
             head = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=_PREPASS_TAGS)
