@@ -101,8 +101,10 @@ def test_generated_series_are_rewritten_exactly_as_pydicom_does(series: List[Pat
 
 
 def pydicom_files() -> List[Path]:
+    """pydicom's test files, and its character set files (Latin, Greek, Cyrillic, Arabic, Hebrew,
+    Japanese, Korean and Chinese names, ISO 2022 escapes, UTF-8, sequences in other character sets)."""
     folder = corpus.pydicom_test_file("CT_small.dcm").parent
-    return sorted(folder.glob("*.dcm"))
+    return sorted(folder.glob("*.dcm")) + sorted((folder.parent / "charset_files").glob("*.dcm"))
 
 
 def test_every_pydicom_test_file_is_rewritten_exactly_or_left_to_pydicom(tmp_path: Path) -> None:
@@ -123,7 +125,8 @@ def test_every_pydicom_test_file_is_rewritten_exactly_or_left_to_pydicom(tmp_pat
                 continue
             assert_same(data, rewriter, tmp_path, offset=500, name=path.name)
             done.append(path.name)
-    assert len(done) >= 50, done
+    assert len(done) >= 65, done
+    assert {"chrH31.dcm", "chrX1.dcm", "chrSQEncoding.dcm", "chrGerm.dcm"} <= set(done)
     # Big endian, deflated, truncated, no preamble, UN sequences: the pipeline uses pydicom for these.
     assert {"MR_small_bigendian.dcm", "image_dfl.dcm", "MR_truncated.dcm", "no_meta.dcm", "UN_sequence.dcm"} <= set(left)
 
