@@ -265,6 +265,8 @@ def leak_scan_bytes(data: bytes, header_end: int, decoded: List[Tuple[str, int, 
             return True
         return lower not in runs_lower
 
+    # (A non-ASCII decoded text may lower-case into ASCII -- the Kelvin sign into "k" -- unlike its bytes.)
+    ascii_text = everywhere.joined.isascii()
     leaks: List[Leak] = []
     for value in sorted({o.strip() for o in originals} - set(written)):
         needle = _needle(value, encodings)
@@ -274,7 +276,7 @@ def leak_scan_bytes(data: bytes, header_end: int, decoded: List[Tuple[str, int, 
         # A decoded value is text of the file's bytes, so a printable value that is not in them
         # (in any case) is in none -- unless a whole short value, or a number rendered from a binary value.
         gone = needle.printable and len(value) >= MIN_HEADER_SCAN and absent(needle.lower)
-        unseen = gone and not needle.renderable
+        unseen = gone and not needle.renderable and ascii_text
         if originals.get(value, True):
             index = everywhere
             if unseen:
