@@ -274,6 +274,8 @@ class _RawHead:
         return self._shared.get(keyword, default)
 
     def __getattr__(self, keyword: str) -> object:
+        if keyword.startswith("_"):  # its own attributes (before __init__ set them): no attribute lookups
+            raise AttributeError(keyword)
         value = self.get(keyword, _MISSING)
         if value is _MISSING:
             raise AttributeError(f"no {keyword}")
