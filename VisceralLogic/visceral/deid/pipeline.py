@@ -202,9 +202,10 @@ def _run_tasks(tasks: List[_Task], run: _Run, jobs: int, results: Dict[str, File
             futures = [pool.submit(_process_chunk, chunk) for chunk in chunks]
             try:
                 for future in concurrent.futures.as_completed(futures):
-                    for result in future.result():
+                    chunk_results = future.result()
+                    for result in chunk_results:
                         results[result.source] = result
-                    done += len(future.result())
+                    done += len(chunk_results)
                     if progress:
                         progress(done, total, "de-identifying")
             except BaseException:
@@ -380,15 +381,21 @@ def _process(task: _Task) -> FileResult:
         result.reason = f"truncated: Pixel Data has {pixel_bytes} of {expected} bytes"
         return result
 
-    ctx = HeaderContext(key, run.profile, pseudonym, offset)
+    def whole_data_set() -> Tuple[pydicom.Dataset, HeaderContext]:
+        """The pydicom executor: the whole data set de-identified (the IOD repairs need one)."""
+        whole = head if raw is None else pydicom.dcmread(BytesIO(data))
+        record = HeaderContext(key, run.profile, pseudonym, offset)
+        deidentify_header(whole, record)
+        return whole, record
+
     ds: Optional[pydicom.Dataset] = None
     rewritten: Optional[Rewritten] = None
     try:
-        if raw is not None:
+        if raw is not None and not task.repairs:
+            ctx = HeaderContext(key, run.profile, pseudonym, offset)
             rewritten = _rewriter(run).rewrite(raw, ctx)
-        else:
-            ds = head
-            deidentify_header(ds, ctx)
+        else:  # another encoding, or its series' sample needed IOD repairs: they are made here too
+            ds, ctx = whole_data_set()
     except Exception as exc:  # noqa: BLE001 - a malformed header is one clear report line
         result.fate, result.reason = "refused", f"malformed header: {exc}"
         return result
@@ -398,12 +405,7 @@ def _process(task: _Task) -> FileResult:
         _MADE.add(final.parent)
     tmp = final.parent / f"{TEMP_PREFIX}{final.name}"
     try:
-        if task.repairs and not task.check_conformance:
-            # Its series' sample needed IOD repairs: the same ones here (they work on a whole data set).
-            if rewritten is not None:
-                ds, rewritten = pydicom.dcmread(BytesIO(data)), None
-                ctx = HeaderContext(key, run.profile, pseudonym, offset)
-                deidentify_header(ds, ctx)
+        if task.repairs:
             _repair(ds, list(task.repairs), ctx, result)
         if rewritten is not None:
             _write(tmp, rewritten.data)
@@ -414,9 +416,7 @@ def _process(task: _Task) -> FileResult:
             result.new_errors = added_errors(before, conformance_errors(tmp))
             if result.new_errors and rewritten is not None:
                 # The IOD repairs work on a whole data set: redo this file the pydicom way.
-                ds, rewritten = pydicom.dcmread(BytesIO(data)), None
-                ctx = HeaderContext(key, run.profile, pseudonym, offset)
-                deidentify_header(ds, ctx)
+                (ds, ctx), rewritten = whole_data_set(), None
                 _save(ds, tmp)
                 result.new_errors = added_errors(before, conformance_errors(tmp))
             for _ in range(MAX_REPAIRS):
