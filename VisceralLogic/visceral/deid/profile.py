@@ -31,8 +31,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Dict, Optional, Pattern, Tuple, Union
+from typing import Dict, FrozenSet, Optional, Pattern, Tuple, Union
 
 from pydicom.datadict import tag_for_keyword
 
@@ -62,6 +63,11 @@ class Profile:
     burned_in_annotation: str = "fail"
     uid_root: str = "2.25"
     source: str = ""
+
+    @cached_property
+    def empty_tags(self) -> FrozenSet[int]:
+        """The tags of :attr:`empty` (keywords are checked when the profile is loaded)."""
+        return frozenset(tag_for_keyword(k) for k in self.empty)
 
     def standardize(self, keyword: str, text: str) -> Optional[str]:
         """The controlled value of ``text`` for attribute ``keyword``, or ``None`` (remove it)."""

@@ -174,7 +174,7 @@ class RawRewriter:
     def __init__(self, key_raw: bytes, profile: Profile) -> None:
         self.key_raw = key_raw
         self.profile = profile
-        self.empty_tags = frozenset(tag_for_keyword(k) for k in profile.empty)
+        self.empty_tags = profile.empty_tags
         self._memo: Dict[tuple, _Outcome] = {}
         self._seen: set = set()  # elements _fast did once, without a record
         self._work: Dict[Tuple[int, str], bool] = {}

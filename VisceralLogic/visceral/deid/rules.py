@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Dict, Iterable, List, Optional, Set
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import Tag
 from pydicom.dataelem import DataElement
@@ -262,7 +262,7 @@ class _Transformer:
     def __init__(self, ctx: HeaderContext) -> None:
         self.ctx = ctx
         self.profile = ctx.profile
-        self.empty_tags = {Tag(tag_for_keyword(k)) for k in ctx.profile.empty}
+        self.empty_tags = ctx.profile.empty_tags
 
     # -- helpers ----------------------------------------------------------------------------------
     def _remove(self, ds: Dataset, elem: DataElement, keyword: str, private: bool = False) -> None:
