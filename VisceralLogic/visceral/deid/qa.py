@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import AnyStr, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import pydicom
@@ -143,17 +143,20 @@ def _header_end(path: Path) -> int:
         return handle.tell()
 
 
-def _contains(data: bytes, value: bytes) -> bool:
-    """``value`` occurs in ``data``; a number (a date, an ID) only as a whole number, not inside a
-    longer one -- a new UID's 39 random digits contain some 8-digit date by chance."""
+def _contains(haystack: AnyStr, value: AnyStr) -> bool:
+    """``value`` occurs in ``haystack`` (bytes of a file, or decoded text); a number (a date, an ID)
+    only as a whole number, not inside a longer one -- a new UID's 39 random digits contain some
+    8-digit date by chance."""
+    if value not in haystack:
+        return False
     if not value.isdigit():
-        return value in data
-    start = data.find(value)
+        return True
+    start = haystack.find(value)
     while start >= 0:
         end = start + len(value)
-        if (start == 0 or not 0x30 <= data[start - 1] <= 0x39) and (end == len(data) or not 0x30 <= data[end] <= 0x39):
+        if not haystack[start - 1:start].isdigit() and not haystack[end:end + 1].isdigit():
             return True
-        start = data.find(value, start + 1)
+        start = haystack.find(value, start + 1)
     return False
 
 
@@ -335,21 +338,6 @@ def _grams(data: bytes) -> Set[int]:
     return set(np.unique(a[:-3] | a[1:-2] << 8 | a[2:-1] << 16 | a[3:] << 24).tolist())
 
 
-def _contains_text(text: str, value: str) -> bool:
-    """:func:`_contains` for decoded text: a number only as a whole number."""
-    if value not in text:
-        return False
-    if not value.isdigit():
-        return True
-    start = text.find(value)
-    while start >= 0:
-        end = start + len(value)
-        if (start == 0 or not text[start - 1].isdigit()) and (end == len(text) or not text[end].isdigit()):
-            return True
-        start = text.find(value, start + 1)
-    return False
-
-
 class _TextIndex:
     """Decoded values, searchable in one pass: whole values by set, substrings in one joined text."""
 
@@ -361,9 +349,9 @@ class _TextIndex:
     def find(self, value: str) -> Optional[str]:
         """``attribute <keyword>`` holding ``value`` (whole, or as a substring when 4+ characters)."""
         low = value.lower()
-        if value not in self.whole and not (len(value) >= MIN_HEADER_SCAN and _contains_text(self.joined, low)):
+        if value not in self.whole and not (len(value) >= MIN_HEADER_SCAN and _contains(self.joined, low)):
             return None
         for keyword, text in self.items:
-            if text == value or (len(value) >= MIN_HEADER_SCAN and _contains_text(text.lower(), low)):
+            if text == value or (len(value) >= MIN_HEADER_SCAN and _contains(text.lower(), low)):
                 return f"attribute {keyword}"
         return "decoded values"
