@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import re
 from collections import OrderedDict, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from visceral.conventions.names import VisceralName
 from visceral.convert.dicomio import SeriesInfo, load_stack_voxels, read_header
 from visceral.convert.stacks import Frame, Stack, StackError, build_stacks, check_geometry, direction_lps
 from visceral.dataset import write_dataset_readme, write_image
+from visceral.deid.identity import pseudonym, subject_number
 from visceral.errors import VisceralError
 from visceral.fileio import TEMP_PREFIX, atomic_write_text
 
@@ -54,7 +54,6 @@ PROBLEM_CODES: Dict[str, Tuple[str, bool]] = {
     "PIXEL_DECODE_FAILED": ("pixel data cannot be decoded", True),
     "NOT_PSEUDONYMIZED": ("Patient ID is not a Visceral pseudonym; numbered in order", False),
 }
-_PSEUDONYM = re.compile(r"subject0*(\d+)", re.IGNORECASE)
 
 
 @dataclass
@@ -137,16 +136,16 @@ def _subjects(infos: Dict[str, SeriesInfo], problems: List[Problem]) -> Dict[str
     numbers: Dict[str, int] = {}
     others = set()
     for info in infos.values():
-        match = _PSEUDONYM.fullmatch(info.patient_id)
-        if match:
-            numbers[info.patient_id] = int(match.group(1))
+        number = subject_number(info.patient_id)
+        if number is not None:
+            numbers[info.patient_id] = number
         else:
             others.add(info.patient_id)
     next_free = max(numbers.values(), default=0) + 1
     for patient_id in sorted(others):
         numbers[patient_id] = next_free
-        problems.append(Problem("NOT_PSEUDONYMIZED", f"subject{next_free:02d}", "Patient ID is not a Visceral pseudonym (run visceral deidentify first); "
-                                                                                 f"numbered subject{next_free:02d}"))
+        problems.append(Problem("NOT_PSEUDONYMIZED", pseudonym(next_free), "Patient ID is not a Visceral pseudonym (run visceral deidentify first); "
+                                                                           f"numbered {pseudonym(next_free)}"))
         next_free += 1
     return numbers
 

@@ -7,19 +7,17 @@ pseudonym, private attributes, names of people, or a lossy transfer syntax.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import List, Union
 
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from visceral.deid.identity import subject_number
+from visceral.deid.rules import DUMMY_NAME, DUMMY_TEXT
 from visceral.deid.tables import KEPT_SOP_CLASSES, LOSSLESS_TRANSFER_SYNTAXES
 
 __all__ = ["identity_findings"]
-
-_PSEUDONYM = re.compile(r"subject\d+", re.IGNORECASE)
-
 
 def identity_findings(folder: Union[str, Path], limit: int = 50) -> List[str]:
     """``file: reason`` lines for every DICOM file of ``folder`` that does not look de-identified."""
@@ -36,12 +34,12 @@ def identity_findings(folder: Union[str, Path], limit: int = 50) -> List[str]:
         reasons = []
         if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
             reasons.append("Patient Identity Removed is not YES")
-        if not _PSEUDONYM.fullmatch(str(ds.get("PatientID", "") or "")):
+        if subject_number(str(ds.get("PatientID", "") or "")) is None:
             reasons.append("Patient ID is not a pseudonym")
         if any(elem.tag.is_private for elem in ds.iterall()):
             reasons.append("private attributes present")
         for keyword in ("PatientBirthDate", "OtherPatientIDs", "InstitutionName", "ReferringPhysicianName", "OperatorsName"):
-            if str(ds.get(keyword, "") or "").strip() not in ("", "ANONYMIZED", "ANONYMOUS"):
+            if str(ds.get(keyword, "") or "").strip() not in ("", DUMMY_TEXT, DUMMY_NAME):
                 reasons.append(f"{keyword} has a value")
         syntax = str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", ""))
         if syntax and syntax not in LOSSLESS_TRANSFER_SYNTAXES:

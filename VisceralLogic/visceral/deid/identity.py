@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import io
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,21 @@ from visceral.fileio import atomic_write_text
 
 PathLike = Union[str, Path]
 
-__all__ = ["SecretKey", "Linkage", "LinkageEntry", "check_private_location", "SUBJECT_PREFIX"]
+__all__ = ["SecretKey", "Linkage", "LinkageEntry", "check_private_location", "SUBJECT_PREFIX", "pseudonym", "subject_number"]
 
 SUBJECT_PREFIX = "subject"
+_PSEUDONYM = re.compile(rf"{SUBJECT_PREFIX}0*(\d+)", re.IGNORECASE)
+
+
+def pseudonym(subject: int) -> str:
+    """The pseudonym of subject number ``subject`` (``subject07``): its Patient's Name and ID."""
+    return f"{SUBJECT_PREFIX}{subject:02d}"
+
+
+def subject_number(text: str) -> Optional[int]:
+    """The subject number of a pseudonym (``subject07`` -> 7), or ``None`` when ``text`` is none."""
+    match = _PSEUDONYM.fullmatch(text)
+    return int(match.group(1)) if match else None
 
 
 class SecretKey:
@@ -93,7 +106,7 @@ class LinkageEntry:
 
     @property
     def pseudonym(self) -> str:
-        return f"{SUBJECT_PREFIX}{self.subject:02d}"
+        return pseudonym(self.subject)
 
 
 class Linkage:
