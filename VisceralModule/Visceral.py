@@ -223,31 +223,32 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         finally:
             dialog.close()
 
+    @staticmethod
+    def _exportAskingBeforeOverwrite(export, *args):
+        """``export(*args)``; when its files exist, ask, then ``export(*args, overwrite=True)`` or ``None``."""
+        try:
+            return export(*args)
+        except FileExistsError as exc:
+            if not slicer.util.confirmYesNoDisplay(_("Overwrite?") + f"\n{exc}"):
+                return None
+            return export(*args, overwrite=True)
+
     def onExportSegmentationButton(self) -> None:
         """Export the segmentation (asks before overwriting)."""
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
-            args = (p.segmentation, p.segmentationReference, str(p.exportFolder), p.subject, p.acquisition, p.modality, p.annotator, p.uncertainty)
-            try:
-                result = self.logic.exportSegmentation(*args)
-            except FileExistsError as exc:
-                if not slicer.util.confirmYesNoDisplay(_("Overwrite?") + f"\n{exc}"):
-                    return
-                result = self.logic.exportSegmentation(*args, overwrite=True)
-            self._report([f"wrote {f}" for f in result.files] + [f"{n}: label {v}" for n, v in result.labels.items()])
+            result = self._exportAskingBeforeOverwrite(self.logic.exportSegmentation, p.segmentation, p.segmentationReference, str(p.exportFolder),
+                                                       p.subject, p.acquisition, p.modality, p.annotator, p.uncertainty)
+            if result is not None:
+                self._report([f"wrote {f}" for f in result.files] + [f"{n}: label {v}" for n, v in result.labels.items()])
 
     def onExportLandmarksButton(self) -> None:
         """Export the point list as a landmark CSV (asks before overwriting)."""
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
-            args = (p.landmarks, p.landmarksReference, str(p.exportFolder), p.annotator)
-            try:
-                path = self.logic.exportLandmarks(*args)
-            except FileExistsError as exc:
-                if not slicer.util.confirmYesNoDisplay(_("Overwrite?") + f"\n{exc}"):
-                    return
-                path = self.logic.exportLandmarks(*args, overwrite=True)
-            self._report([f"wrote {path}"])
+            path = self._exportAskingBeforeOverwrite(self.logic.exportLandmarks, p.landmarks, p.landmarksReference, str(p.exportFolder), p.annotator)
+            if path is not None:
+                self._report([f"wrote {path}"])
 
     def onImportAnnotationButton(self) -> None:
         """Load a region annotation or a landmark CSV."""
