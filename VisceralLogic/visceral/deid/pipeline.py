@@ -38,7 +38,7 @@ from pydicom.filereader import read_dataset
 from visceral.deid.identity import Linkage, SecretKey, check_private_location, is_inside
 from visceral.deid.profile import Profile, load_profile
 from visceral.deid.qa import added_errors, conformance_errors, dciodvfy_path, leak_scan, leak_scan_bytes, repair_targets
-from visceral.deid.rawdicom import RawFile, Unsupported, parse_file
+from visceral.deid.rawdicom import MEDIA_STORAGE_SOP_INSTANCE_UID, PIXEL_DATA, SOP_INSTANCE_UID, RawFile, Unsupported, parse_file
 from visceral.deid.rawpath import RawRewriter, Rewritten
 from visceral.deid.rules import DUMMY_TEXT, DUMMY_VALUES, HeaderContext, deidentify_header, patient_key_of
 from visceral.deid.tables import KEPT_SOP_CLASSES, LOSSLESS_TRANSFER_SYNTAXES, SEED_REMOVABLE_SOP_CLASSES, sop_class_name
@@ -56,9 +56,6 @@ FATES = ("released", "released earlier", "dropped", "refused", "skipped", "faile
 CONFORMANCE_MODES = ("all", "sample", "off")
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _NATIVE_SYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99")
-_PIXEL_DATA = 0x7FE00010
-_SOP_INSTANCE = 0x00080018
-_MEDIA_INSTANCE = 0x00020003
 #: What admission reads of a file (the raw path decodes just these).
 _HEAD_TAGS = frozenset(tag_for_keyword(k) for k in (
     "SpecificCharacterSet", "ImageType", "SOPClassUID", "SOPInstanceUID", "PatientName", "PatientID", "IssuerOfPatientID",
@@ -257,8 +254,8 @@ class _RawHead:
 
     def __init__(self, raw: RawFile) -> None:
         data = raw.data
-        shared = b"".join(data[e.start:e.end] for e in raw.elements if e.tag in _HEAD_TAGS and e.tag != _SOP_INSTANCE)
-        meta = b"".join(data[e.start:e.end] for e in raw.meta if e.tag != _MEDIA_INSTANCE)
+        shared = b"".join(data[e.start:e.end] for e in raw.elements if e.tag in _HEAD_TAGS and e.tag != SOP_INSTANCE_UID)
+        meta = b"".join(data[e.start:e.end] for e in raw.meta if e.tag != MEDIA_STORAGE_SOP_INSTANCE_UID)
         key = bytes([raw.implicit]) + len(meta).to_bytes(4, "little") + meta + shared
         found = self._memo.get(key)
         if found is None:
@@ -267,7 +264,7 @@ class _RawHead:
             found = self._memo[key] = (read_dataset(BytesIO(shared), raw.implicit, True),
                                        pydicom.dataset.FileMetaDataset(read_dataset(BytesIO(meta), False, True)))
         self._shared, self.file_meta = found
-        self._sop = next((raw.text(e) for e in raw.elements if e.tag == _SOP_INSTANCE), None)
+        self._sop = next((raw.text(e) for e in raw.elements if e.tag == SOP_INSTANCE_UID), None)
 
     def get(self, keyword: str, default: object = None) -> object:
         if keyword == "SOPInstanceUID":
@@ -369,7 +366,7 @@ def _process(task: _Task) -> FileResult:
         return result
 
     if raw is not None:
-        pixels = next((e for e in raw.elements if e.tag == _PIXEL_DATA), None)
+        pixels = next((e for e in raw.elements if e.tag == PIXEL_DATA), None)
         pixel_bytes = None if pixels is None else pixels.end - pixels.value
     else:
         pixel_bytes = None if head.get("PixelData") is None else len(head.PixelData)

@@ -20,7 +20,13 @@ from typing import Dict, List, NamedTuple, Tuple
 
 from pydicom.datadict import dictionary_VR
 
-__all__ = ["Unsupported", "Element", "RawFile", "parse_file", "parse_elements", "IMPLICIT_LE", "EXPLICIT_LE"]
+__all__ = ["Unsupported", "Element", "RawFile", "parse_file", "parse_elements", "IMPLICIT_LE", "EXPLICIT_LE", "PIXEL_DATA",
+           "SOP_INSTANCE_UID", "MEDIA_STORAGE_SOP_INSTANCE_UID"]
+
+#: Tags both the layout's users look for.
+PIXEL_DATA = 0x7FE00010
+SOP_INSTANCE_UID = 0x00080018
+MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -68,9 +74,6 @@ class RawFile:
     def text(self, element: Element) -> str:
         """A short string value (UIDs, codes, dates), without padding; for the few the driver reads."""
         return self.data[element.value:element.end].decode("latin-1").rstrip("\0 ").lstrip(" ")
-
-    def meta_element(self, tag: int) -> Element:
-        return next(e for e in self.meta if e.tag == tag)
 
 
 _VR_CACHE: Dict[int, str] = {}

@@ -40,7 +40,7 @@ from pydicom.tag import Tag
 
 from visceral.deid.profile import Profile
 from visceral.deid.qa import decoded_values
-from visceral.deid.rawdicom import Element, RawFile, parse_elements
+from visceral.deid.rawdicom import MEDIA_STORAGE_SOP_INSTANCE_UID, PIXEL_DATA, SOP_INSTANCE_UID, Element, RawFile, parse_elements
 from visceral.deid.rules import (
     DUMMY_TEXT, DUMMY_VALUES, PREPARE_KEYWORDS, HeaderContext, cap_age, decide, deidentify_meta, prepare_header, set_identity,
     shift_date, shift_datetime, transform_element,
@@ -50,10 +50,7 @@ from visceral.deid.tables import rule_for
 __all__ = ["RawRewriter", "Rewritten"]
 
 _CHARSET = 0x00080005
-_SOP_INSTANCE = 0x00080018
-_PIXEL_DATA = 0x7FE00010
 _PATIENT_AGE = 0x00101010
-_MEDIA_INSTANCE = 0x00020003
 _SHORT = struct.Struct("<HH2sH")  # explicit VR, 2-byte length
 _LONG = struct.Struct("<HH2sHL")  # explicit VR, reserved, 4-byte length
 _IMPLICIT = struct.Struct("<HHL")
@@ -443,8 +440,8 @@ class RawRewriter:
         identity.merge_into(ctx)
         pieces.update(identity.out)
 
-        sop = pieces.get(_SOP_INSTANCE)
-        sop_uid = next((text for _, tag, text in sop[1] if tag == _SOP_INSTANCE), "") if sop is not None else None
+        sop = pieces.get(SOP_INSTANCE_UID)
+        sop_uid = next((text for _, tag, text in sop[1] if tag == SOP_INSTANCE_UID), "") if sop is not None else None
         meta_bytes, meta_decoded = self._meta(raw, sop_uid, ctx)
         out: List[object] = [bytes(128), b"DICM", meta_bytes]
         decoded: List[Decoded] = list(meta_decoded)
@@ -452,7 +449,7 @@ class RawRewriter:
         header_end: Optional[int] = None
         for tag in sorted(pieces):
             chunk, values = pieces[tag]
-            if tag == _PIXEL_DATA and header_end is None:
+            if tag == PIXEL_DATA and header_end is None:
                 header_end = position
             out.append(chunk)
             decoded.extend(values)
@@ -463,8 +460,8 @@ class RawRewriter:
         """The file meta: :func:`deidentify_meta`'s removals (memoized), then Media Storage SOP
         Instance UID follows the data set's new SOP Instance UID (per file)."""
         data = raw.data
-        rest = b"".join(data[e.start:e.end] for e in raw.meta if e.tag not in (0x00020000, _MEDIA_INSTANCE))
-        old = next((data[e.start:e.end] for e in raw.meta if e.tag == _MEDIA_INSTANCE), b"")
+        rest = b"".join(data[e.start:e.end] for e in raw.meta if e.tag not in (0x00020000, MEDIA_STORAGE_SOP_INSTANCE_UID))
+        old = next((e for e in raw.meta if e.tag == MEDIA_STORAGE_SOP_INSTANCE_UID), None)
 
         def step(sub: HeaderContext):
             meta = FileMetaDataset(_read(rest, False))
@@ -476,14 +473,14 @@ class RawRewriter:
         elements = dict(outcome.out)
         if sop_uid is not None:
             # follow_instance_uid, on bytes: the original is remembered, the new UID encoded (UI, even length)
-            if old:
-                ctx.remember(raw.text(raw.meta_element(_MEDIA_INSTANCE)), "MediaStorageSOPInstanceUID", "UI")
+            if old is not None:
+                ctx.remember(raw.text(old), "MediaStorageSOPInstanceUID", "UI")
             value = sop_uid.encode("ascii")
             value += b"\0" * (len(value) % 2)
-            elements[_MEDIA_INSTANCE] = (_SHORT.pack(0x0002, 0x0003, b"UI", len(value)) + value,
-                                         (("MediaStorageSOPInstanceUID", _MEDIA_INSTANCE, sop_uid),))
-        elif old:
-            elements[_MEDIA_INSTANCE] = (old, (("MediaStorageSOPInstanceUID", _MEDIA_INSTANCE, raw.text(raw.meta_element(_MEDIA_INSTANCE))),))
+            elements[MEDIA_STORAGE_SOP_INSTANCE_UID] = (_SHORT.pack(0x0002, 0x0003, b"UI", len(value)) + value,
+                                         (("MediaStorageSOPInstanceUID", MEDIA_STORAGE_SOP_INSTANCE_UID, sop_uid),))
+        elif old is not None:
+            elements[MEDIA_STORAGE_SOP_INSTANCE_UID] = (data[old.start:old.end], (("MediaStorageSOPInstanceUID", MEDIA_STORAGE_SOP_INSTANCE_UID, raw.text(old)),))
         body = b"".join(elements[tag][0] for tag in sorted(elements))
         decoded = [("FileMetaInformationGroupLength", 0x00020000, str(len(body)))]
         for tag in sorted(elements):
