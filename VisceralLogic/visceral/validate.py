@@ -17,7 +17,6 @@ worker processes when ``jobs > 1``.
 
 from __future__ import annotations
 
-import concurrent.futures
 import enum
 import json
 import os
@@ -39,6 +38,7 @@ from visceral.dataset import README_NAME
 from visceral.errors import FileFormatError, InvalidNameError, UnknownStructureError, VisceralError
 from visceral.fileio import TEMP_PREFIX
 from visceral.imageio import read_geometry, read_nifti_header, read_nifti_voxels
+from visceral.parallel import unordered
 
 PathLike = Union[str, Path]
 Progress = Callable[[int, int, str], None]
@@ -504,24 +504,16 @@ class _Validator:
                               f"{tuple(round((n - 0.5) * s, 3) for n, s in zip(geometry.shape, geometry.spacing_mm))} mm")
 
     def run_tasks(self, jobs: int, progress: Optional[Progress]) -> None:
-        total = len(self.tasks)
-        done = 0
-        if jobs > 1 and total > 1:
-            with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(fn, *args) for fn, args in self.tasks]
-                for future in concurrent.futures.as_completed(futures):
-                    for code, path, message in future.result():
-                        self.emit(code, path, message)
-                    done += 1
-                    if progress:
-                        progress(done, total, "voxel checks")
-        else:
-            for fn, args in self.tasks:
-                for code, path, message in fn(*args):
-                    self.emit(code, path, message)
-                done += 1
-                if progress:
-                    progress(done, total, "voxel checks")
+        for done, (_, outcome) in enumerate(unordered(_run_check, self.tasks, jobs), start=1):
+            for code, path, message in outcome():
+                self.emit(code, path, message)
+            if progress:
+                progress(done, len(self.tasks), "voxel checks")
+
+
+def _run_check(task: Tuple[Callable, tuple]) -> List[Tuple[str, str, str]]:
+    check, args = task
+    return check(*args)
 
 
 def validate_dataset(

@@ -17,7 +17,6 @@ The report (JSON) goes beside the data set, ``<OUTPUT>.convert.json``: it names 
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 from collections import OrderedDict, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ from visceral.dataset import write_dataset_readme, write_image
 from visceral.deid.identity import pseudonym, subject_number
 from visceral.errors import VisceralError
 from visceral.fileio import TEMP_PREFIX, atomic_write_text
+from visceral.parallel import unordered
 
 PathLike = Union[str, Path]
 Progress = Callable[[int, int, str], None]
@@ -209,28 +209,13 @@ def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: 
                 continue
             work.append(_Job(str(output_dir), name, stack, tuple((k, v) for k, v in fields if v)))
 
-    def done(result: Converted, n: int) -> None:
-        report.volumes.append(result)
+    for n, (job, outcome) in enumerate(unordered(_convert_one, work, jobs), start=1):
+        try:
+            report.volumes.append(outcome())
+        except Exception as exc:  # noqa: BLE001 - reported per series
+            report.problems.append(Problem("PIXEL_DECODE_FAILED", f"series {job.stack.series_uid}", f"{type(exc).__name__}: {exc}"))
         if progress:
             progress(n, len(work), "converting")
-
-    def failed(job: _Job, exc: BaseException) -> None:
-        report.problems.append(Problem("PIXEL_DECODE_FAILED", f"series {job.stack.series_uid}", f"{type(exc).__name__}: {exc}"))
-
-    if jobs > 1 and len(work) > 1:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(_convert_one, job): job for job in work}
-            for n, future in enumerate(concurrent.futures.as_completed(futures), start=1):
-                try:
-                    done(future.result(), n)
-                except Exception as exc:  # noqa: BLE001 - reported per series
-                    failed(futures[future], exc)
-    else:
-        for n, job in enumerate(work, start=1):
-            try:
-                done(_convert_one(job), n)
-            except Exception as exc:  # noqa: BLE001 - reported per series
-                failed(job, exc)
     report.volumes.sort(key=lambda v: v.name)
     write_dataset_readme(output_dir, title=output_dir.name, notes=[f"Converted by Visceral {__version__} from DICOM."])
     target = Path(report_path) if report_path else output_dir.parent / f"{output_dir.name}.convert.json"

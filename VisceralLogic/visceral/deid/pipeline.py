@@ -19,7 +19,6 @@ private folder outside OUTPUT, by default ``<OUTPUT>.private/`` beside it.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import logging
 import os
@@ -44,6 +43,7 @@ from visceral.deid.rules import DUMMY_TEXT, DUMMY_VALUES, HeaderContext, deident
 from visceral.deid.tables import KEPT_SOP_CLASSES, LOSSLESS_TRANSFER_SYNTAXES, SEED_REMOVABLE_SOP_CLASSES, sop_class_name
 from visceral.errors import VisceralError
 from visceral.fileio import TEMP_PREFIX, atomic_write_text
+from visceral.parallel import unordered
 
 PathLike = Union[str, Path]
 Progress = Callable[[int, int, str], None]
@@ -190,31 +190,15 @@ def _process_chunk(tasks: List[_Task]) -> List[FileResult]:
 def _run_tasks(tasks: List[_Task], run: _Run, jobs: int, results: Dict[str, FileResult], progress: Optional[Progress],
                done: int, total: int) -> None:
     """Process ``tasks`` (in ``jobs`` worker processes, or in this one) into ``results``."""
-    if jobs > 1 and len(tasks) > 1:
-        # Chunks of consecutive files (mostly one series: the worker's memo serves them all),
-        # small enough to keep both the workers and the progress bar busy.
-        size = max(1, min(16, len(tasks) // (4 * jobs)))
-        chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
-        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_start_run, initargs=(run,)) as pool:
-            futures = [pool.submit(_process_chunk, chunk) for chunk in chunks]
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    chunk_results = future.result()
-                    for result in chunk_results:
-                        results[result.source] = result
-                    done += len(chunk_results)
-                    if progress:
-                        progress(done, total, "de-identifying")
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
-        return
-    _start_run(run)
-    for task in tasks:
-        result = _process(task)
-        results[result.source] = result
-        done += 1
+    # Chunks of consecutive files (mostly one series: the worker's memo serves them all), small
+    # enough to keep the workers and the progress bar busy; one file at a time in this process.
+    size = max(1, min(16, len(tasks) // (4 * jobs))) if jobs > 1 else 1
+    chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    for _, outcome in unordered(_process_chunk, chunks, jobs, initializer=_start_run, initargs=(run,)):
+        chunk_results = outcome()
+        for result in chunk_results:
+            results[result.source] = result
+        done += len(chunk_results)
         if progress:
             progress(done, total, "de-identifying")
 
