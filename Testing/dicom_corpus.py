@@ -99,9 +99,11 @@ def _sentinel(vr: str, n: int, stamp: str) -> Optional[str]:
     if vr == "CS":
         return tag.upper()
     if vr in ("DA", "DT"):
-        # Each stamp's dates lie in one year, 25 years from any other stamp's: a shifted date
-        # (at most 10 years) can never equal another planted date.
-        date = dt.date(1700 + 25 * (int(stamp) % 97), 1, 1) + dt.timedelta(days=n % 365)
+        # Each stamp's dates lie in one year, 25 years from any other stamp's, and from 2100 on: a
+        # shifted date (at most 10 years back) can never equal another planted date, nor a patient's
+        # real date (births and studies of the 20th and 21st centuries) -- a planted 1950 date once
+        # shifted onto another test patient's birth date.
+        date = dt.date(2100 + 25 * (int(stamp) % 97), 1, 1) + dt.timedelta(days=n % 365)
         return date.strftime("%Y%m%d") + ("101010" if vr == "DT" else "")
     if vr == "UI":
         return f"{UID_PREFIX}9{int(stamp)}.{n + 1}"

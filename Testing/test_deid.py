@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import unittest.mock
 from pathlib import Path
 from typing import Dict
 
@@ -51,7 +52,11 @@ def study(tmp_path_factory: pytest.TempPathFactory, dciodvfy: str) -> Dict[str, 
     (other / "garbage.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00garbage")
     before = {p: p.read_bytes() for p in (base / "in").rglob("*") if p.is_file()}
     out = base / "release"
-    report = deidentify(base / "in", out, jobs=2)
+    # The key the release creates is fixed: the sentinel tests search every byte for every planted
+    # date, and new UIDs of a random key hold some 8-digit date among their ~9500 digit windows in
+    # about 3% of runs (the leak scan itself counts numbers only as whole numbers).
+    with unittest.mock.patch("visceral.deid.identity.secrets.token_bytes", return_value=bytes(range(100, 132))):
+        report = deidentify(base / "in", out, jobs=2)
     return {"base": base, "in": base / "in", "out": out, "report": report, "ct": ct, "mr": mr, "bob": bob, "before": before}
 
 
