@@ -274,7 +274,6 @@ class RawRewriter:
         values = [text] if vr in _SINGLE_VALUED else text.split("\\")
         value: object = values[0] if len(values) == 1 else values
         empty = len(values) == 1 and not text
-        new: Optional[List[str]] = values  # None: zero length; [] : removed
         profile = self.profile
         plan = self._plans.get((tag, vr))
         if plan is None:
@@ -282,12 +281,20 @@ class RawRewriter:
             keyword = _element_keyword(tag)
             plan = self._plans[(tag, vr)] = (keyword, rule, None if rule is None else decide(keyword, vr, rule, profile))
         keyword, rule, decision = plan
+
+        def changed(action: str, replacement: Optional[List[str]]) -> Dict[int, Piece]:
+            """The original goes to the leak scan; ``replacement`` (None: zero length, []: removed) is written."""
+            ctx.remember(value, keyword, vr)
+            ctx.count(keyword, vr, action)
+            return self._done(tag, vr, replacement, implicit)
+
+        def kept(action: str = "") -> Dict[int, Piece]:
+            if action:
+                ctx.count(keyword, vr, action)
+            return self._done(tag, vr, values, implicit)
+
         if tag in self.empty_tags:
-            if not empty:
-                ctx.remember(value, keyword, vr)
-                new = None
-                ctx.count(keyword, vr, "emptied")
-            return self._done(tag, vr, new, implicit)
+            return kept() if empty else changed("emptied", None)
         if rule is None:
             return None
         if decision == "characteristic":
@@ -296,26 +303,19 @@ class RawRewriter:
                     return None
                 capped = cap_age(text, profile.max_age_years)
                 if capped != text:
-                    ctx.remember(value, keyword, vr)
-                    ctx.count(keyword, vr, "age capped")
-                    return self._done(tag, vr, [capped], implicit)
-            ctx.count(keyword, vr, "kept (patient characteristic)")
-            return self._done(tag, vr, new, implicit)
+                    return changed("age capped", [capped])
+            return kept("kept (patient characteristic)")
         if decision == "shift":
             if empty:
-                return self._done(tag, vr, new, implicit)
+                return kept()
             shifter = shift_date if vr == "DA" else shift_datetime
             shifted = [shifter(v, ctx.date_offset_days) for v in values]
             if any(v is None for v in shifted):
                 return None  # the basic profile's action and a note: pydicom's walk
-            for v in values:
-                ctx.remember(v, keyword, vr)
             ctx.written.update(shifted)
-            ctx.count(keyword, vr, "date shifted")
-            return self._done(tag, vr, shifted, implicit)
+            return changed("date shifted", shifted)
         if decision == "time":
-            ctx.count(keyword, vr, "kept (time of day)")
-            return self._done(tag, vr, new, implicit)
+            return kept("kept (time of day)")
         if decision == "standardize" and not empty:
             if len(values) > 1:
                 return None
@@ -323,47 +323,29 @@ class RawRewriter:
             if standard is not None and not standard.isascii():
                 return None  # pydicom encodes it in the data set's character set
             if standard is not None:
-                ctx.remember(value, keyword, vr)
                 ctx.written.add(standard)
-                ctx.count(keyword, vr, "standardized")
-                return self._done(tag, vr, [standard], implicit)
+                return changed("standardized", [standard])
         code = rule.basic
         if code == "K":
-            return self._done(tag, vr, new, implicit)
+            return kept()
         if code in ("U", "X/Z/U*") or (code in ("D", "X/D", "Z/D", "X/Z/D") and vr == "UI"):
             if len(values) * 45 > 0xFFFF:
                 return None  # new UIDs would not fit a short length field
-            if vr != "UI" or empty:
-                if not empty:  # a UID action on a non-UID value: emptied
-                    ctx.remember(value, keyword, vr)
-                    new = None
-                    ctx.count(keyword, vr, "emptied")
-                return self._done(tag, vr, new, implicit)
+            if vr != "UI" or empty:  # nothing to replace, or a UID action on a non-UID value: emptied
+                return kept() if empty else changed("emptied", None)
             uids = [ctx.key.uid(v, profile.uid_root) for v in values]
-            for v in values:
-                ctx.remember(v, keyword, "UI")
             ctx.written.update(uids)
-            ctx.count(keyword, "UI", "UID replaced")
-            return self._done(tag, vr, uids, implicit)
+            return changed("UID replaced", uids)
         if code == "X":
-            ctx.remember(value, keyword, vr)
-            ctx.count(keyword, vr, "removed")
-            return self._done(tag, vr, [], implicit)
+            return changed("removed", [])
         if code in ("Z", "X/Z"):
-            if not empty:
-                ctx.remember(value, keyword, vr)
-                new = None
-                ctx.count(keyword, vr, "emptied")
-            return self._done(tag, vr, new, implicit)
+            return kept() if empty else changed("emptied", None)
         if code in ("D", "X/D", "Z/D", "X/Z/D"):
             if empty:
-                ctx.count(keyword, vr, "emptied")
-                return self._done(tag, vr, new, implicit)
-            ctx.remember(value, keyword, vr)
+                return kept("emptied")  # nothing to hide; stays empty
             dummy = DUMMY_VALUES.get(vr, DUMMY_TEXT)
             ctx.written.add(dummy)
-            ctx.count(keyword, vr, "dummy value")
-            return self._done(tag, vr, [dummy], implicit)
+            return changed("dummy value", [dummy])
         return None  # an unknown code: pydicom's walk
 
     @staticmethod
