@@ -92,9 +92,9 @@ class SecretKey:
         span = high - low + 1
         return low + int.from_bytes(self.digest("dates", patient_key)[:8], "big") % span
 
-    def token(self, purpose: str, value: str, length: int = 12) -> str:
-        """A short hexadecimal token of ``value`` (for report entries that must not name the original)."""
-        return self.digest(purpose, value).hex()[:length]
+    def time_offset_seconds(self, patient_key: str) -> int:
+        """The patient's time-of-day offset in seconds, in ``[0, 86399]`` (times move with their dates)."""
+        return int.from_bytes(self.digest("times", patient_key)[:8], "big") % 86400
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
+import warnings
+from functools import lru_cache
 from io import BytesIO
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
@@ -30,13 +34,17 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import pydicom
 import pydicom.sequence
+from pydicom.charset import convert_encodings
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 
+from visceral.deid.conformance import check as conformance_check
+from visceral.deid.identifiers import Identifiers, clean_dataset, find_in_bytes, found_in_kept_text
 from visceral.deid.identity import Linkage, SecretKey, check_private_location, is_inside
 from visceral.deid.profile import Profile, load_profile
-from visceral.deid.qa import added_errors, conformance_errors, dciodvfy_path, leak_scan, leak_scan_bytes, repair_targets
+from visceral.deid.qa import added_errors, conformance_errors, dciodvfy_path, repair_targets
 from visceral.deid.rawdicom import MEDIA_STORAGE_SOP_INSTANCE_UID, PIXEL_DATA, SOP_INSTANCE_UID, RawFile, Unsupported, parse_file
 from visceral.deid.rawpath import RawRewriter, Rewritten
 from visceral.deid.rules import DUMMY_TEXT, DUMMY_VALUES, HeaderContext, deidentify_header, patient_key_of
@@ -60,7 +68,8 @@ _NATIVE_SYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1
 _HEAD_TAGS = frozenset(tag_for_keyword(k) for k in (
     "SpecificCharacterSet", "ImageType", "SOPClassUID", "SOPInstanceUID", "PatientName", "PatientID", "IssuerOfPatientID",
     "PatientBirthDate", "BurnedInAnnotation", "StudyInstanceUID", "SeriesInstanceUID", "SamplesPerPixel", "NumberOfFrames",
-    "Rows", "Columns", "BitsAllocated", "LossyImageCompression"))
+    "Rows", "Columns", "BitsAllocated", "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod",
+    "RecognizableVisualFeatures"))
 _PREPASS_TAGS = ["PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID", "SeriesInstanceUID",
                  "SOPClassUID", "SOPInstanceUID"]
 
@@ -83,6 +92,8 @@ class FileResult:
     notes: List[str] = field(default_factory=list)
     #: dciodvfy error lines that drove IOD repairs of this file
     repairs: List[str] = field(default_factory=list)
+    #: kept attributes in which an identifier of the subject was overwritten ("Keyword (kind)")
+    cleaned: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -159,9 +170,11 @@ class _Run:
     """What every file of a run shares (sent to each worker process once)."""
 
     output_root: str
+    staging_root: str
     profile: Profile
     key: bytes
-    patients: Dict[str, Tuple[str, int]]
+    #: original patient key -> (pseudonym, date offset in days, time offset in seconds)
+    patients: Dict[str, Tuple[str, int, int]]
 
 
 @dataclass(frozen=True)
@@ -184,7 +197,17 @@ def _start_run(run: _Run) -> None:
 
 
 def _process_chunk(tasks: List[_Task]) -> List[FileResult]:
-    return [_process(task) for task in tasks]
+    """Process files; pydicom's warnings about the input's invalid values stay out of the log (the
+    report names what was done about them)."""
+    pydicom_log = logging.getLogger("pydicom")
+    level = pydicom_log.level
+    pydicom_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return [_process(task) for task in tasks]
+    finally:
+        pydicom_log.setLevel(level)
 
 
 def _run_tasks(tasks: List[_Task], run: _Run, jobs: int, results: Dict[str, FileResult], progress: Optional[Progress],
@@ -290,153 +313,349 @@ def _read_head(data: bytes, result: FileResult) -> Tuple[Optional[RawFile], obje
 
 
 def _process(task: _Task) -> FileResult:
-    """De-identify one file (runs in a worker process, or in the driver's for one job)."""
+    """De-identify one file (runs in a worker process, or in the driver's for one job).  Whatever
+    goes wrong with this file is this file's refusal, with a one-line reason: never the batch's."""
+    result = FileResult(task.source, "failed")
+    try:
+        _process_file(task, result)
+    except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
+        result.fate = "failed"
+        result.reason = f"could not be processed: {type(exc).__name__}: {_one_line(exc)}"
+    return result
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] + ("..." if len(text) > 300 else "")
+
+
+def _admit(head: object, meta: object, run: _Run, result: FileResult) -> bool:
+    """Admission: a kept SOP class, a lossless transfer syntax, never-lossy pixels, no burned-in
+    text or recognizable face; False (with the result's fate and reason set) otherwise."""
+    sop = str(head.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))  # type: ignore[attr-defined]
+    syntax = str(meta.get("TransferSyntaxUID", "")) if meta else ""  # type: ignore[attr-defined]
+    result.sop_class, result.transfer_syntax = sop, syntax
+    if not sop:
+        result.reason = "not a readable DICOM object (no SOP Class UID)"
+        return False
+    if sop == DICOMDIR_CLASS or (meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS):  # type: ignore[attr-defined]
+        result.fate, result.reason = "skipped", "DICOMDIR ignored (the output tree is indexed by its own names)"
+        return False
+    if sop not in KEPT_SOP_CLASSES:
+        why = "on the seed's list of removable objects" if sop in SEED_REMOVABLE_SOP_CLASSES else "not a CT/MR image object"
+        result.fate, result.reason = "dropped", f"{sop_class_name(sop)}: {why}"
+        return False
+    refusal = lossy_reason(head, syntax) or _burned_in(head, run.profile, result)
+    if refusal:
+        result.fate, result.reason = "refused", refusal
+        return False
+    return True
+
+
+def _burned_in(head: object, profile: Profile, result: FileResult) -> Optional[str]:
+    """The burned-in-annotation policy: Burned In Annotation not NO, a screen save, or
+    Recognizable Visual Features not NO (a face can be rebuilt)."""
+    reasons = []
+    burned = _text(head.get("BurnedInAnnotation"))  # type: ignore[attr-defined]
+    if burned and burned != "NO":
+        reasons.append(f"Burned In Annotation is {burned!r}: pixels may show identifying text")
+    if any("SCREEN SAVE" in v for v in _values(head.get("ImageType"))):  # type: ignore[attr-defined]
+        reasons.append("Image Type says SCREEN SAVE: a screen capture may show identifying text")
+    visual = _text(head.get("RecognizableVisualFeatures"))  # type: ignore[attr-defined]
+    if visual and visual != "NO":
+        reasons.append(f"Recognizable Visual Features is {visual!r}: a face may be recognizable")
+    if not reasons or profile.burned_in_annotation == "allow":
+        return None
+    if profile.burned_in_annotation == "warn":
+        result.notes.extend(f"{r} (released under the 'warn' policy)" for r in reasons)
+        return None
+    return reasons[0]
+
+
+def _text(value: object) -> str:
+    """A code string as compared: upper case, without padding; multiple values joined by backslashes."""
+    return "\\".join(_values(value))
+
+
+def _values(value: object) -> List[str]:
+    """The values of an element's value, upper case and stripped (a single string is one value)."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return [str(v).strip().upper() for v in value]
+    return [v.strip().upper() for v in str(value).split("\\")]
+
+
+#: Methods of Lossy Image Compression Method (0028,2114) that are lossy (PS3.3 C.7.6.1.1.5.1).
+LOSSY_METHODS = ("ISO_10918_1", "ISO_14495_1", "ISO_15444_1", "ISO_15444_15", "ISO_13818_2", "ISO_14496_10", "ISO_23008_2", "ISO_18181_1")
+
+
+def lossy_reason(head: object, syntax: str, pixel_start: bytes = b"") -> Optional[str]:
+    """Why the pixels are (or may have been) lossy compressed, or ``None``: a lossy transfer
+    syntax, Lossy Image Compression not 00, a lossy method or a compression ratio recorded, or a
+    lossy code stream inside a lossless-labelled transfer syntax (``pixel_start``: the first bytes
+    of the encapsulated pixel data)."""
+    if syntax not in LOSSLESS_TRANSFER_SYNTAXES:
+        return f"transfer syntax {syntax or '(none)'} is not uncompressed or lossless"
+    flag = _text(head.get("LossyImageCompression"))  # type: ignore[attr-defined]
+    if flag == "01":
+        return "Lossy Image Compression (0028,2110) is 01: the pixels were lossy compressed once"
+    if flag not in ("", "00"):
+        return f"Lossy Image Compression (0028,2110) is {flag!r}, neither 00 nor 01: the pixels may have been lossy compressed"
+    methods = _values(head.get("LossyImageCompressionMethod"))  # type: ignore[attr-defined]
+    if any(m in LOSSY_METHODS for m in methods):
+        return f"Lossy Image Compression Method (0028,2114) names a lossy method ({methods[0]})"
+    ratios = [r for r in _values(head.get("LossyImageCompressionRatio")) if r]  # type: ignore[attr-defined]
+    if ratios:
+        return f"Lossy Image Compression Ratio (0028,2112) is {ratios[0]}: the pixels were lossy compressed once"
+    if pixel_start:
+        return lossy_code_stream(pixel_start, syntax)
+    return None
+
+
+_LOSSY_SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive", 0xC5: "differential sequential", 0xC6: "differential progressive",
+              0xC9: "extended (arithmetic)", 0xCA: "progressive (arithmetic)", 0xCD: "differential sequential (arithmetic)",
+              0xCE: "differential progressive (arithmetic)"}
+
+
+def lossy_code_stream(data: bytes, syntax: str) -> Optional[str]:
+    """A lossy JPEG process, a near-lossless JPEG-LS or an irreversible JPEG 2000 wavelet inside the
+    encapsulated pixel data of a transfer syntax labelled lossless, or ``None``."""
+    if syntax in ("1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80"):
+        i = data.find(b"\xff\xd8")
+        while 0 <= i < len(data) - 4:
+            if data[i] != 0xFF:
+                i = data.find(b"\xff", i)
+                continue
+            marker = data[i + 1]
+            if marker in _LOSSY_SOF:
+                return f"the JPEG code stream is lossy ({_LOSSY_SOF[marker]} process) although the transfer syntax says lossless"
+            if marker == 0xDA and syntax == "1.2.840.10008.1.2.4.80":  # JPEG-LS start of scan: NEAR after the components
+                length = int.from_bytes(data[i + 2:i + 4], "big")
+                components = data[i + 4] if i + 4 < len(data) else 0
+                near_at = i + 5 + 2 * components
+                if near_at < len(data) and data[near_at] != 0:
+                    return f"the JPEG-LS code stream is near-lossless (NEAR={data[near_at]}) although the transfer syntax says lossless"
+                return None
+            if marker == 0xDA:
+                return None
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                i += 2
+                continue
+            length = int.from_bytes(data[i + 2:i + 4], "big")
+            if length < 2:
+                return None
+            i += 2 + length
+        return None
+    if syntax in ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202"):
+        i = data.find(b"\xff\x52")  # COD marker: Lcod(2) Scod(1) SGcod(4) SPcod: levels, cb w, cb h, style, transform
+        if i >= 0 and i + 13 < len(data) and data[i + 13] == 0:
+            return "the JPEG 2000 code stream uses the irreversible 9-7 wavelet (lossy) although the transfer syntax says lossless"
+    return None
+
+
+def _process_file(task: _Task, result: FileResult) -> None:
+    """admit -> rewrite -> gate -> release, for one file (the result says what happened)."""
     run = _RUN
     assert run is not None, "_start_run first"
-    result = FileResult(task.source, "failed")
     path = Path(task.path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         result.reason = f"unreadable: {exc.strerror or exc}"
-        return result
+        return
     raw, head = _read_head(data, result)
     if head is None:
-        return result
+        return
     meta = getattr(head, "file_meta", None)
-    sop = str(head.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))
-    syntax = str(meta.get("TransferSyntaxUID", "")) if meta else ""
-    result.sop_class, result.transfer_syntax = sop, syntax
-    if not sop:
-        result.reason = "not a readable DICOM object (no SOP Class UID)"
-        return result
-    if sop == DICOMDIR_CLASS or (meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS):
-        result.fate, result.reason = "skipped", "DICOMDIR ignored (the output tree is indexed by its own names)"
-        return result
-    if sop not in KEPT_SOP_CLASSES:
-        why = "on the seed's list of removable objects" if sop in SEED_REMOVABLE_SOP_CLASSES else "not a CT/MR image object"
-        result.fate, result.reason = "dropped", f"{sop_class_name(sop)}: {why}"
-        return result
-    if syntax not in LOSSLESS_TRANSFER_SYNTAXES:
-        result.fate, result.reason = "refused", f"transfer syntax {syntax or '(none)'} is not uncompressed or lossless"
-        return result
-    if str(head.get("LossyImageCompression", "") or "").strip() == "01":
-        result.fate, result.reason = "refused", "Lossy Image Compression (0028,2110) is 01: the pixels were lossy compressed once"
-        return result
-    burned = str(head.get("BurnedInAnnotation", "") or "").upper() == "YES" or "SCREEN SAVE" in [str(v).upper() for v in (head.get("ImageType") or [])]
-    if burned and run.profile.burned_in_annotation == "fail":
-        result.fate, result.reason = "refused", "Burned In Annotation = YES (or a screen save): pixels may show identifying text"
-        return result
-    if burned and run.profile.burned_in_annotation == "warn":
-        result.notes.append("burned-in annotation: released under the 'warn' policy")
+    if not _admit(head, meta, run, result):
+        return
+    syntax = result.transfer_syntax
 
     key = SecretKey(run.key)
     patient_key = patient_key_of(head)
     if patient_key not in run.patients:
         result.reason = "the patient could not be identified when the headers were first read"
-        return result
-    pseudonym, offset = run.patients[patient_key]
+        return
+    pseudonym, offset_days, offset_s = run.patients[patient_key]
     result.subject = pseudonym
     root = run.profile.uid_root
     try:
-        relative = Path(pseudonym, key.uid(str(head.StudyInstanceUID), root), key.uid(str(head.SeriesInstanceUID), root),
-                        key.uid(str(head.SOPInstanceUID), root) + ".dcm")
+        relative = Path(pseudonym, key.uid(str(head.StudyInstanceUID), root), key.uid(str(head.SeriesInstanceUID), root),  # type: ignore[attr-defined]
+                        key.uid(str(head.SOPInstanceUID), root) + ".dcm")  # type: ignore[attr-defined]
     except AttributeError as exc:
         result.fate, result.reason = "refused", f"missing a Type 1 UID ({exc})"
-        return result
+        return
     final = Path(run.output_root) / relative
     if final.exists():
         result.fate, result.output = "released earlier", relative.as_posix()
-        return result
+        return
 
-    if raw is not None:
-        pixels = next((e for e in raw.elements if e.tag == PIXEL_DATA), None)
-        pixel_bytes = None if pixels is None else pixels.end - pixels.value
-    else:
-        pixel_bytes = None if head.get("PixelData") is None else len(head.PixelData)
-    expected = _expected_pixel_bytes(head)
-    if pixel_bytes is None:
+    pixels = _pixel_bytes(raw, head, data)
+    if pixels is None:
         result.fate, result.reason = "refused", "no Pixel Data"
-        return result
-    if syntax in _NATIVE_SYNTAXES and expected and pixel_bytes < expected:
-        result.reason = f"truncated: Pixel Data has {pixel_bytes} of {expected} bytes"
-        return result
+        return
+    expected = _expected_pixel_bytes(head)
+    if syntax in _NATIVE_SYNTAXES and expected and len(pixels) < expected:
+        result.reason = f"truncated: Pixel Data has {len(pixels)} of {expected} bytes"
+        return
+    if syntax not in _NATIVE_SYNTAXES:
+        refusal = lossy_code_stream(bytes(pixels[:65536]), syntax)
+        if refusal:
+            result.fate, result.reason = "refused", refusal
+            return
+
+    def context() -> HeaderContext:
+        return HeaderContext(key, run.profile, pseudonym, offset_days, offset_s, result.sop_class)
 
     def whole_data_set() -> Tuple[pydicom.Dataset, HeaderContext]:
-        """The pydicom executor: the whole data set de-identified (the IOD repairs need one)."""
+        """The pydicom executor: the whole data set de-identified, identity in kept text cleaned."""
         whole = head if raw is None else pydicom.dcmread(BytesIO(data))
-        record = HeaderContext(key, run.profile, pseudonym, offset)
+        record = context()
         deidentify_header(whole, record)
+        cleaned = clean_dataset(whole, Identifiers.build(record.originals.items(), record.written))
+        result.cleaned = cleaned
+        for where in cleaned:
+            record.count(where.split(" ")[0], "", "identifier cleaned in a kept attribute")
         return whole, record
 
     ds: Optional[pydicom.Dataset] = None
     rewritten: Optional[Rewritten] = None
     try:
         if raw is not None and not task.repairs:
-            ctx = HeaderContext(key, run.profile, pseudonym, offset)
+            ctx = context()
             rewritten = _rewriter(run).rewrite(raw, ctx)
+            if found_in_kept_text(rewritten.decoded, Identifiers.build(ctx.originals.items(), ctx.written)):
+                (ds, ctx), rewritten = whole_data_set(), None  # kept text holds identity: clean it the pydicom way
         else:  # another encoding, or its series' sample needed IOD repairs: they are made here too
             ds, ctx = whole_data_set()
     except Exception as exc:  # noqa: BLE001 - a malformed header is one clear report line
-        result.fate, result.reason = "refused", f"malformed header: {exc}"
-        return result
+        result.fate, result.reason = "refused", f"malformed header: {_one_line(exc)}"
+        return
+    _gate_and_release(task, result, run, path, final, relative, ds, rewritten, ctx, whole_data_set)
 
-    if final.parent not in _MADE:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _MADE.add(final.parent)
-    tmp = final.parent / f"{TEMP_PREFIX}{final.name}"
+
+def _pixel_bytes(raw: Optional[RawFile], head: object, data: bytes) -> Optional[memoryview]:
+    """The Pixel Data value's bytes (undecoded), or ``None`` when there is none."""
+    if raw is not None:
+        pixels = next((e for e in raw.elements if e.tag == PIXEL_DATA), None)
+        return None if pixels is None else memoryview(data)[pixels.value:pixels.end]
+    value = head.get("PixelData")  # type: ignore[attr-defined]
+    return None if value is None else memoryview(value)
+
+
+def _gate_and_release(task: _Task, result: FileResult, run: _Run, path: Path, final: Path, relative: Path,
+                      ds: Optional[pydicom.Dataset], rewritten: Optional[Rewritten], ctx: HeaderContext, whole_data_set) -> None:
+    """Write the output to the staging folder, run the QA gate, and release it (rename) or refuse it."""
+    staging = Path(run.staging_root) / relative
+    if staging.parent not in _MADE:
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        _MADE.add(staging.parent)
+    tmp = staging.parent / f"{TEMP_PREFIX}{staging.name}"
     try:
-        if task.repairs:
+        if task.repairs and ds is not None:
             _repair(ds, list(task.repairs), ctx, result)
-        if rewritten is not None:
-            _write(tmp, rewritten.data)
-        else:
-            _save(ds, tmp)
+        data = rewritten.data if rewritten is not None else _encode_file(ds)
+        header_end = rewritten.header_end if rewritten is not None else None
+        new_errors = _conformance(task, path, data, ds, result)
+        if new_errors and rewritten is not None:
+            # The IOD repairs work on a whole data set: redo this file the pydicom way.
+            (ds, ctx), rewritten = whole_data_set(), None
+            data, header_end = _encode_file(ds), None
+            new_errors = _conformance(task, path, data, ds, result)
+        for _ in range(MAX_REPAIRS):
+            if not new_errors or ds is None or not _repair(ds, new_errors, ctx, result):
+                break
+            data = _encode_file(ds)
+            new_errors = _conformance(task, path, data, ds, result)
+        result.new_errors = new_errors
         if task.check_conformance:
-            before = conformance_errors(path)
-            result.new_errors = added_errors(before, conformance_errors(tmp))
-            if result.new_errors and rewritten is not None:
-                # The IOD repairs work on a whole data set: redo this file the pydicom way.
-                (ds, ctx), rewritten = whole_data_set(), None
-                _save(ds, tmp)
-                result.new_errors = added_errors(before, conformance_errors(tmp))
-            for _ in range(MAX_REPAIRS):
-                if not result.new_errors or not _repair(ds, result.new_errors, ctx, result):
-                    break
-                _save(ds, tmp)
-                result.new_errors = added_errors(before, conformance_errors(tmp))
-            result.conformance = "checked"
+            result.conformance += "; dciodvfy: checked" if dciodvfy_path() else "; dciodvfy: not installed"
         elif task.repairs:
-            result.conformance = "not sampled; the repairs of its series' sample applied"
-        else:
-            result.conformance = "not sampled" if dciodvfy_path() else "off"
-        if rewritten is not None:
-            leaks = leak_scan_bytes(rewritten.data, rewritten.header_end, rewritten.decoded, ctx.originals, ctx.written)
-        else:
-            leaks = leak_scan(tmp, ctx.originals, ctx.written, dataset=ds)
+            result.conformance += "; dciodvfy: not sampled, the repairs of its series' sample applied"
+        charsets = _encodings(ds, rewritten)
+        places = find_in_bytes(data, Identifiers.build(ctx.originals.items(), ctx.written), charsets, header_end)
         result.counts = _counts(ctx.counts)
         result.notes += ctx.notes
-        result.leaks = [{"value": leak.masked_value, "where": leak.where} for leak in leaks]
-        if result.new_errors or leaks:
+        result.leaks = [{"where": where} for where in places]
+        if new_errors or places:
             reasons = []
-            if result.new_errors:
-                reasons.append(f"{len(result.new_errors)} new dciodvfy error(s): {result.new_errors[0]}")
-            if leaks:
-                reasons.append(f"{len(leaks)} original value(s) found in the output ({leaks[0].where})")
+            if new_errors:
+                reasons.append(f"{len(new_errors)} new conformance error(s): {new_errors[0]}")
+            if places:
+                reasons.append(f"an identifier of the subject remains in the {places[0]}, where it cannot be cleaned")
             result.fate, result.reason = "refused", "QA gate: " + "; ".join(reasons)
-            tmp.unlink()
-            return result
+            return
+        _write(tmp, data)
+        if final.parent not in _MADE:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            _MADE.add(final.parent)
         os.replace(tmp, final)
         result.output = relative.as_posix()
-    except BaseException as exc:
+        result.fate = "released"
+    finally:
         if tmp.exists():
             tmp.unlink()
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
-        result.fate, result.reason = "failed", f"could not write or check the output: {exc}"
-        return result
-    result.fate = "released"
-    return result
+
+
+def _conformance(task: _Task, source: Path, data: bytes, ds: Optional[pydicom.Dataset], result: FileResult) -> List[str]:
+    """New conformance errors of the output ``data`` against its input: the in-process IOD check
+    always, ``dciodvfy`` too where the task asks for it and it is installed."""
+    output = ds if ds is not None else pydicom.dcmread(BytesIO(data), stop_before_pixels=True, force=True)
+    errors = added_errors(_input_findings(str(source)), _findings(output))
+    result.conformance = "in-process: checked"
+    if task.check_conformance and dciodvfy_path():
+        with tempfile.TemporaryDirectory(prefix="visceral-check-") as folder:
+            tmp = Path(folder, "output.dcm")
+            _write(tmp, data)
+            errors += added_errors(conformance_errors(source), conformance_errors(tmp))
+    return errors
+
+
+def _findings(ds: pydicom.Dataset) -> List[str]:
+    """The in-process conformance errors of a data set, as comparable lines."""
+    return [f"{f.path}: {f.message}" for f in conformance_check(ds) if f.severity == "error"]
+
+
+@lru_cache(maxsize=64)
+def _input_findings(source: str) -> List[str]:
+    """The in-process conformance errors the input already had (not the de-identification's doing)."""
+    try:
+        return _findings(pydicom.dcmread(source, stop_before_pixels=True, force=True))
+    except Exception:  # noqa: BLE001 - an input pydicom cannot read whole: every output error counts
+        return []
+
+
+def _encode_file(ds: pydicom.Dataset) -> bytes:
+    """A data set de-identified by pydicom, encoded as a file: the preamble is zeroed like the raw
+    path's (a preamble may hold a TIFF header or any other bytes a dual-format file put there);
+    the transfer syntax is the input's."""
+    ds.preamble = bytes(128)
+    if "FileMetaInformationGroupLength" not in ds.file_meta:
+        ds.file_meta.FileMetaInformationGroupLength = 0  # Type 1 (PS3.10 7.1); pydicom writes the real length
+    buffer = DicomBytesIO()
+    if _PYDICOM_3:
+        pydicom.dcmwrite(buffer, ds, enforce_file_format=False)
+    else:  # pydicom 2.4 (3D Slicer 5.8 and 5.10)
+        pydicom.dcmwrite(buffer, ds, write_like_original=True)
+    return buffer.getvalue()
+
+
+_PYDICOM_3 = int(pydicom.__version__.split(".")[0]) >= 3
+
+
+def _encodings(ds: Optional[pydicom.Dataset], rewritten: Optional[Rewritten]) -> Tuple[str, ...]:
+    """The Python codecs of the output's Specific Character Set (for the byte search)."""
+    if ds is not None:
+        values = ds.get("SpecificCharacterSet", "") or ""
+    else:
+        values = [t for k, _, t in rewritten.decoded if k == "SpecificCharacterSet"] if rewritten is not None else []
+    if isinstance(values, str):
+        values = [values]
+    try:
+        return tuple(dict.fromkeys(convert_encodings([str(v) for v in values] or ["ISO_IR 6"])))
+    except Exception:  # noqa: BLE001 - an unknown character set: the defaults
+        return ("latin-1",)
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -444,21 +663,17 @@ def _write(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def _save(ds: pydicom.Dataset, path: Path) -> None:
-    """Write a data set de-identified by pydicom: the preamble is zeroed like the raw path's (a
-    preamble may hold a TIFF header or any other bytes a dual-format file put there)."""
-    ds.preamble = bytes(128)
-    if "FileMetaInformationGroupLength" not in ds.file_meta:
-        ds.file_meta.FileMetaInformationGroupLength = 0  # Type 1 (PS3.10 7.1); pydicom writes the real length
-    ds.save_as(str(path), enforce_file_format=False)
-
-
 @dataclass(frozen=True)
 class _Head:
     patient_key: str
     series_uid: str
     instance_uid: str
-    kept: bool
+    sop_class: str
+    size: int
+
+    @property
+    def kept(self) -> bool:
+        return self.sop_class in KEPT_SOP_CLASSES
 
 
 #: Rounds of IOD repair guided by dciodvfy (see :func:`visceral.deid.qa.repair_targets`).
@@ -499,8 +714,9 @@ PREPASS_BYTES = 64 * 1024
 def _prepass(path: Path) -> Optional[_Head]:
     """What the driver needs of a DICOM file before the batch, or ``None`` when it cannot be read.
     The file's first bytes through the raw layout (the same decoding as the worker's admission);
-    pydicom for anything else."""
+    pydicom for anything else (it stops before the pixel data: no file is read whole here)."""
     try:
+        size = path.stat().st_size
         with open(path, "rb") as handle:
             data = handle.read(PREPASS_BYTES)
         raw = parse_file(data, before=0x00210000)
@@ -510,19 +726,60 @@ def _prepass(path: Path) -> Optional[_Head]:
     except Exception:  # noqa: BLE001 - not in the first bytes, or not the raw layout: pydicom decides
         try:
             head = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=_PREPASS_TAGS)
-        except Exception:  # noqa: BLE001 - reported by the worker
+        except Exception:  # noqa: BLE001 - reported by _unread
             return None
+    meta = getattr(head, "file_meta", None)
+    sop = str(head.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta is not None else ""))  # type: ignore[attr-defined]
     return _Head(patient_key_of(head), str(head.get("SeriesInstanceUID", "")), str(head.get("SOPInstanceUID", "")),  # type: ignore[attr-defined]
-                 str(head.get("SOPClassUID", "")) in KEPT_SOP_CLASSES)  # type: ignore[attr-defined]
+                 sop, size)
 
 
-def _clean_partials(output: Path) -> int:
+def _unread(path: Path, source: str) -> FileResult:
+    """The fate of a file the pre-pass could not read (only its first bytes are looked at)."""
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(132)
+    except OSError as exc:
+        return FileResult(source, "failed", f"unreadable: {exc.strerror or exc}")
+    if start[128:132] != b"DICM":
+        return FileResult(source, "skipped", "not a DICOM file (no DICM preamble and file meta)")
+    return FileResult(source, "failed", "unreadable DICOM: its header could not be read")
+
+
+def _not_kept(head: _Head, source: str) -> FileResult:
+    """The fate of a DICOM file of a class the release does not keep (decided on its header alone)."""
+    if head.sop_class == DICOMDIR_CLASS:
+        return FileResult(source, "skipped", "DICOMDIR ignored (the output tree is indexed by its own names)", sop_class=head.sop_class)
+    if not head.sop_class:
+        return FileResult(source, "failed", "not a readable DICOM object (no SOP Class UID)")
+    why = "on the seed's list of removable objects" if head.sop_class in SEED_REMOVABLE_SOP_CLASSES else "not a CT/MR image object"
+    return FileResult(source, "dropped", f"{sop_class_name(head.sop_class)}: {why}", sop_class=head.sop_class)
+
+
+def display_name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` as report text: bytes of a name that are not valid in the file
+    system's encoding are shown as ``\\xNN`` (a report is UTF-8)."""
+    name = path.relative_to(root).as_posix()
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
+
+
+def staging_dir(output: PathLike) -> Path:
+    """``.<OUTPUT>.staging`` beside the release folder: outputs are written and checked there, and
+    only moved into OUTPUT once released (a killed run leaves nothing unchecked inside OUTPUT)."""
+    output = Path(output).resolve()
+    return output.parent / f".{output.name}.staging"
+
+
+def _clean_partials(*folders: Path) -> int:
+    """Remove what an interrupted run left: partial files of older versions inside OUTPUT, and the
+    staging folder."""
     removed = 0
-    for folder, _, files in os.walk(output):
-        for name in files:
-            if name.startswith(TEMP_PREFIX):
-                Path(folder, name).unlink()
-                removed += 1
+    for folder in folders:
+        for parent, _, files in os.walk(folder):
+            for name in files:
+                if name.startswith(TEMP_PREFIX) or folder.name.endswith(".staging"):
+                    Path(parent, name).unlink()
+                    removed += 1
     return removed
 
 
@@ -560,72 +817,72 @@ def deidentify(
         raise VisceralError(f"{output_dir}: the release folder must be outside the input folder (and not contain it)")
     if conformance not in CONFORMANCE_MODES:
         raise VisceralError(f"conformance check must be one of {', '.join(CONFORMANCE_MODES)}, not {conformance!r}")
-    if conformance != "off" and dciodvfy_path() is None:
-        raise VisceralError("the conformance check needs dciodvfy (Debian package dicom3tools); install it or pass --conformance off")
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
     private = default_private_dir(output_dir)
     key_path = check_private_location(key_file or private / "key.hex", "the key file", output_dir, input_dir)
     linkage_path = check_private_location(linkage_file or private / "linkage.csv", "the linkage table", output_dir, input_dir)
     report_path = check_private_location(report_dir or private, "the report folder", output_dir, input_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    removed = _clean_partials(output_dir)
+    staging = staging_dir(output_dir)
+    removed = _clean_partials(output_dir, staging)
     if removed:
         log.info("removed %d partial file(s) of an interrupted run", removed)
 
     key, created = SecretKey.load_or_create(key_path)
-    files = sorted(p for p in input_dir.rglob("*") if p.is_file())
+    files = sorted((p for p in input_dir.rglob("*") if p.is_file()), key=lambda p: os.fsencode(str(p)))
+    names = {p: display_name(p, input_dir) for p in files}
     linkage = Linkage(linkage_path)
     heads: Dict[Path, _Head] = {}
+    results: Dict[str, FileResult] = {}
     for n, path in enumerate(files, start=1):
         head = _prepass(path)
-        if head is not None:
+        if head is None:
+            results[names[path]] = _unread(path, names[path])
+        elif not head.kept:
+            results[names[path]] = _not_kept(head, names[path])
+        else:
             heads[path] = head
         if progress:
             progress(n, len(files), "reading headers")
-    kept = {p: h for p, h in heads.items() if h.kept}
-    new = linkage.assign({h.patient_key for h in kept.values()}, key)
+    new = linkage.assign({h.patient_key for h in heads.values()}, key)
     linkage.save()
     low, high = profile.date_shift_days
-    patients = {h.patient_key: (linkage.get(h.patient_key).pseudonym, key.date_offset_days(h.patient_key, low, high)) for h in kept.values()}
-    # The same instance twice (e.g. in two transfer syntaxes): the first file (by path) is released.
-    first_of_instance: Dict[str, Path] = {}
-    duplicates: Dict[Path, Path] = {}
+    patients = {h.patient_key: (linkage.get(h.patient_key).pseudonym, key.date_offset_days(h.patient_key, low, high),
+                                key.time_offset_seconds(h.patient_key)) for h in heads.values()}
+    # The same instance twice (copies, or the same image in two transfer syntaxes): the largest
+    # file is released (a truncated copy never hides its intact twin).  Two patients' instances
+    # that share a UID are different images: both are released.
+    chosen: Dict[Tuple[str, str], Path] = {}
+    for path, head in sorted(heads.items(), key=lambda item: -item[1].size):
+        chosen.setdefault((head.patient_key, head.instance_uid), path)
+    duplicates = {p: chosen[(h.patient_key, h.instance_uid)] for p, h in heads.items() if chosen[(h.patient_key, h.instance_uid)] != p}
     sampled, seen_series = set(), set()
     for path in files:
-        head = kept.get(path)
-        if head is None:
-            continue
-        if head.instance_uid in first_of_instance:
-            duplicates[path] = first_of_instance[head.instance_uid]
-            continue
-        first_of_instance[head.instance_uid] = path
-        if head.series_uid not in seen_series:
+        head = heads.get(path)
+        if head is not None and path not in duplicates and head.series_uid not in seen_series:
             seen_series.add(head.series_uid)
             sampled.add(path)
-    run = _Run(str(output_dir), profile, key.raw(), patients)
-    tasks = [_Task(str(p), p.relative_to(input_dir).as_posix(), conformance == "all" or (conformance == "sample" and p in sampled))
-             for p in files if p not in duplicates]
+    run = _Run(str(output_dir), str(staging), profile, key.raw(), patients)
+    tasks = [_Task(str(p), names[p], conformance == "all" or (conformance == "sample" and p in sampled))
+             for p in files if p in heads and p not in duplicates]
     report = DeidReport(str(input_dir), str(output_dir), profile.name, str(report_path), conformance,
                         new_subjects=len(new), subjects=len(linkage), key_created=created)
-    results: Dict[str, FileResult] = {}
     for path, first in duplicates.items():
-        source = path.relative_to(input_dir).as_posix()
-        results[source] = FileResult(source, "skipped", f"the same SOP Instance UID as {first.relative_to(input_dir).as_posix()}, which is released instead")
+        results[names[path]] = FileResult(names[path], "skipped", f"the same SOP Instance UID as {names[first]}, which is released instead")
     try:
         if conformance == "sample":
             # Each series' sample first: the IOD repairs dciodvfy asks of it are applied to the rest of its series.
             samples = [t for t in tasks if t.check_conformance]
             _run_tasks(samples, run, jobs, results, progress, 0, len(tasks))
-            repairs = {kept[Path(t.path)].series_uid: tuple(results[t.source].repairs) for t in samples}
-            rest = [replace(t, repairs=repairs.get(kept[Path(t.path)].series_uid, ()) if Path(t.path) in kept else ())
-                    for t in tasks if not t.check_conformance]
+            repairs = {heads[Path(t.path)].series_uid: tuple(results[t.source].repairs) for t in samples}
+            rest = [replace(t, repairs=repairs.get(heads[Path(t.path)].series_uid, ())) for t in tasks if not t.check_conformance]
             _run_tasks(rest, run, jobs, results, progress, len(samples), len(tasks))
         else:
             _run_tasks(tasks, run, jobs, results, progress, 0, len(tasks))
     finally:
-        order = [p.relative_to(input_dir).as_posix() for p in files]
-        report.files = [results[s] for s in order if s in results]
+        report.files = [results[names[p]] for p in files if names[p] in results]
         report_path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(report_path / "deid_report.json", report.to_json())
         atomic_write_text(report_path / "deid_report.txt", report.to_text())
+        shutil.rmtree(staging, ignore_errors=True)
     return report

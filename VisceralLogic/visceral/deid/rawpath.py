@@ -3,24 +3,22 @@
 :func:`visceral.deid.rules.deidentify_header` decodes and re-encodes every element with pydicom;
 most of a clinical header (geometry, acquisition parameters) and all of the pixel data are left as
 they are, so decoding them is wasted work.  :class:`RawRewriter` instead reads the element layout
-with :mod:`visceral.deid.rawdicom` (no value decoded) and gives each top-level element one of
-three treatments:
+with :mod:`visceral.deid.rawdicom` (no value decoded) and gives each top-level element the
+treatment :func:`visceral.deid.rules.plan` -- the one decision both executors use -- calls for:
 
-1. **copied** as bytes: every element no rule touches (not private, not in Annex E, not emptied by
-   the profile, not a sequence, not a standard element stored as UN) -- pixel data included;
-2. **on bytes** (:meth:`RawRewriter._fast`): private elements of defined length, and Annex E or
-   emptied attributes with a string VR and a printable ASCII value -- the walk's decision
-   (:func:`~visceral.deid.rules.decide`) and the rules' own value operations, on the text;
-3. **through pydicom**: everything else (sequences, non-ASCII text, numbers, invalid dates...), in
-   one batch per file, by the very walk of the reference path
+1. **copied** as bytes: ``keep`` (pixel data included);
+2. **dropped** undecoded: private attributes, group lengths, attributes the IOD does not allow;
+3. **through pydicom**: everything else (Annex E actions, names, UIDs, dates and times, sequences,
+   standard elements stored as UN), in one batch per file, by the very walk of the reference path
    (:func:`~visceral.deid.rules.transform_element`, one element at a time, each with its own record).
 
-An element's outcome depends only on its bytes, the character set and the patient's date offset
-(the key and the profile are fixed per rewriter), so outcomes are memoized: a series repeats its
-patient, study, institution and device values in every file, and from the third sighting of an
-element on it costs a dictionary look-up.  The memo keeps what the step remembered for the leak
-scan and counted for the report, so every file's audit record is whole.  ``Testing/test_deid_rawpath.py``
-proves that the rewrite writes the bytes, and keeps the record, of the pydicom path.
+An element's outcome depends only on its bytes, the character set, the SOP class and the
+patient's offsets (the key and the profile are fixed per rewriter), so outcomes are memoized: a
+series repeats its patient, study, institution and device values in every file.  Dates are not
+memoized (a date moves with the time of its date/time pair).  The memo keeps what the step
+remembered for the identity search and counted for the report, so every file's audit record is
+whole.  ``Testing/test_deid_rawpath.py`` proves that the rewrite writes the bytes, and keeps the
+record, of the pydicom path.
 """
 
 from __future__ import annotations
@@ -31,7 +29,7 @@ from functools import lru_cache
 from io import BytesIO
 from typing import Dict, List, Optional, Tuple
 
-from pydicom.datadict import dictionary_has_tag, dictionary_keyword, tag_for_keyword
+from pydicom.datadict import dictionary_has_tag, dictionary_keyword, dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
@@ -40,28 +38,20 @@ from pydicom.tag import Tag
 
 from visceral.deid.profile import Profile
 from visceral.deid.qa import decoded_values
+from visceral.deid.identifiers import identifier_kind
+from visceral.deid.iod import iod_for
 from visceral.deid.rawdicom import MEDIA_STORAGE_SOP_INSTANCE_UID, PIXEL_DATA, SOP_INSTANCE_UID, Element, RawFile, parse_elements
 from visceral.deid.rules import (
-    DUMMY_TEXT, DUMMY_VALUES, PREPARE_KEYWORDS, HeaderContext, cap_age, decide, deidentify_meta, prepare_header, set_identity,
-    shift_date, shift_datetime, transform_element,
+    PREPARE_KEYWORDS, STRING_VRS, HeaderContext, date_time_originals, deidentify_meta, plan, prepare_header, set_identity, transform_element,
 )
-from visceral.deid.tables import rule_for
 
 __all__ = ["RawRewriter", "Rewritten"]
 
 _CHARSET = 0x00080005
+_SOP_CLASS_UID = 0x00080016
 _PATIENT_AGE = 0x00101010
 _SHORT = struct.Struct("<HH2sH")  # explicit VR, 2-byte length
-_LONG = struct.Struct("<HH2sHL")  # explicit VR, reserved, 4-byte length
-_IMPLICIT = struct.Struct("<HHL")
-#: String VRs :meth:`RawRewriter._fast` handles on bytes (a printable ASCII value means the same in
-#: every character set: ISO 2022 escapes are control bytes).
-_FAST_VRS = frozenset(("AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"))
-_LONG_STRING_VRS = frozenset(("UC", "UR", "UT"))
-_PRINTABLE = bytes(range(0x20, 0x7F))
-_TEXT_BYTES = _PRINTABLE + b"\t\n\f\r"  # LT, ST, UT may hold line breaks
 _PREPARE_TAGS = frozenset(tag_for_keyword(k) for k in PREPARE_KEYWORDS)
-_STRING_VRS = frozenset(("AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"))
 _SINGLE_VALUED = frozenset(("LT", "ST", "UT", "UR"))  # never split at backslashes
 _NUMBERS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
 #: Memo entries kept per process before the memo starts over (a few MiB).
@@ -75,21 +65,20 @@ Piece = Tuple[bytes, Tuple[Decoded, ...]]
 class _Outcome:
     """What one step did to one element: its new bytes and its audit record (ready to merge)."""
 
-    __slots__ = ("out", "strict", "lenient", "written", "counts", "notes")
+    __slots__ = ("out", "originals", "written", "counts", "notes")
 
     def __init__(self, out: Dict[int, Piece], sub: HeaderContext) -> None:
         self.out = out  # top-level tag -> (encoded element, its decoded values)
-        self.strict = {text: True for text, strict in sub.originals.items() if strict}
-        self.lenient = tuple(text for text, strict in sub.originals.items() if not strict)
+        self.originals = tuple(sub.originals.items())
         self.written = tuple(sub.written)
         self.counts = dict(sub.counts)
         self.notes = tuple(sub.notes)
 
     def merge_into(self, ctx: HeaderContext) -> None:
         """Add this record to the file's (as the step would have on the file's own context)."""
-        ctx.originals.update(self.strict)  # strict wins over lenient
-        for text in self.lenient:
-            ctx.originals.setdefault(text, False)
+        originals = ctx.originals
+        for text, kind in self.originals:
+            originals.setdefault(text, kind)
         if self.written:
             ctx.written.update(self.written)
         counts = ctx.counts
@@ -134,19 +123,13 @@ def _encode(ds: Dataset, implicit: bool) -> Dict[int, Piece]:
     return out
 
 
-def _undefined(chunk: bytes, element: Element) -> bool:
-    """The element was stored with undefined length (its value holds items and a delimiter): its
-    4-byte length field, just before the value, is FFFFFFFFH (implicit VR and the long explicit form)."""
-    return element.value >= 8 and chunk[element.value - 4:element.value] == b"\xff\xff\xff\xff"
-
-
 def _read(chunks: bytes, implicit: bool) -> Dataset:
     return read_dataset(BytesIO(chunks), implicit, True)
 
 
 def _decode_untouched(data: bytes, element: Element, vr: str, utf8: bool) -> Tuple[Decoded, ...]:
     """The values pydicom would decode for an element the rewrite copies (for the leak scan's index)."""
-    if vr not in _STRING_VRS and vr not in _NUMBERS:
+    if vr not in STRING_VRS and vr not in _NUMBERS:
         return ()
     return _decode_value(element.tag, vr, utf8, data[element.value:element.end])
 
@@ -156,7 +139,7 @@ def _decode_value(tag: int, vr: str, utf8: bool, raw: bytes) -> Tuple[Decoded, .
     if not raw:
         return ()
     name = _keyword(tag)
-    if vr in _STRING_VRS:
+    if vr in STRING_VRS:
         text = raw.decode("utf-8" if utf8 else "latin-1", errors="replace").rstrip("\0 ")
         values = [text] if vr in _SINGLE_VALUED else text.split("\\")
         return tuple((name, tag, v.strip()) for v in values)
@@ -165,27 +148,48 @@ def _decode_value(tag: int, vr: str, utf8: bool, raw: bytes) -> Tuple[Decoded, .
     return tuple((name, tag, str(v)) for v in struct.unpack_from(f"<{count}{code}", raw))
 
 
+def _sub(ctx: HeaderContext) -> HeaderContext:
+    """An empty record for one step, with the file's key, profile, offsets and SOP class."""
+    return HeaderContext(ctx.key, ctx.profile, ctx.pseudonym, ctx.date_offset_days, ctx.time_offset_s, ctx.sop_class)
+
+
 class RawRewriter:
     """Rewrites files of one run (one key, one profile) through their raw layout; holds the memo."""
 
     def __init__(self, key_raw: bytes, profile: Profile) -> None:
         self.key_raw = key_raw
         self.profile = profile
-        self.empty_tags = profile.empty_tags
         self._memo: Dict[tuple, _Outcome] = {}
-        self._seen: set = set()  # elements _fast did once, without a record
-        self._work: Dict[Tuple[int, str], bool] = {}
-        self._plans: Dict[Tuple[int, str], tuple] = {}  # (tag, VR) -> (keyword, Annex E rule, decision)
-        self.hits = self.misses = self.on_bytes = 0  # memo hits, misses, misses done by _fast
+        self._treatments: Dict[Tuple[str, int, str], Tuple[str, str, str]] = {}
+        self.hits = self.misses = 0  # memo hits and misses
 
-    def needs_work(self, tag: int, vr: str) -> bool:
-        """True for the elements the de-identification may change (the rest is copied as bytes)."""
-        answer = self._work.get((tag, vr))
-        if answer is None:
-            # A standard element stored as UN is handed over too: pydicom writes it with its dictionary VR.
-            answer = bool(tag >> 16 & 1) or tag in self.empty_tags or vr in ("SQ", "UN") or rule_for(tag) is not None
-            self._work[(tag, vr)] = answer
-        return answer
+    def treatment(self, sop_class: str, tag: int, vr: str) -> Tuple[str, str, str]:
+        """(``copy`` | ``drop`` | ``work``, keyword, count label) of a top-level element: the
+        decision is :func:`~visceral.deid.rules.plan`'s; ``work`` hands it to the pydicom walk."""
+        key = (sop_class, tag, vr)
+        found = self._treatments.get(key)
+        if found is not None:
+            return found
+        keyword = _element_keyword(tag)
+        known = vr
+        if vr in ("UN", "OB", "OW") and keyword:
+            known = dictionary_VR(tag).split(" or ")[0]
+        if known != vr:
+            found = ("work", keyword, "")  # a standard element stored as UN or binary: pydicom decides
+        else:
+            iod = iod_for(sop_class) if sop_class else None
+            spec = iod.node((tag,)) if iod is not None else None
+            decision = plan(tag, vr, keyword, spec.type if spec is not None else None, iod is None or spec is not None, self.profile)
+            if decision.action == "keep":
+                found = ("copy", keyword, "")
+            elif decision.action == "remove" and (decision.why in ("private", "group length") or (
+                    decision.why == "not in the IOD" and vr != "SQ" and identifier_kind(keyword, vr) is None)):
+                # (an identifying value goes through the walk: it is remembered for the identity search)
+                found = ("drop", keyword, "removed (not in the IOD)" if decision.why == "not in the IOD" else "removed")
+            else:
+                found = ("work", keyword, "")
+        self._treatments[key] = found
+        return found
 
     # -- memoized steps ---------------------------------------------------------------------------
     def _outcome(self, memo_key: tuple, ctx: HeaderContext, step) -> _Outcome:
@@ -194,7 +198,7 @@ class RawRewriter:
             self.hits += 1
             return found
         self.misses += 1
-        sub = HeaderContext(ctx.key, ctx.profile, ctx.pseudonym, ctx.date_offset_days)
+        sub = _sub(ctx)
         outcome = _Outcome(step(sub), sub)
         if len(self._memo) >= MEMO_LIMIT:
             self._memo.clear()
@@ -203,169 +207,41 @@ class RawRewriter:
 
     def _elements(self, work: List[Tuple[bytes, Element]], charset: bytes, implicit: bool, ctx: HeaderContext) -> Dict[int, Piece]:
         """The new top-level elements for these (``chunk`` holds the element, ``element`` its layout
-        in ``chunk``): from the memo when the same element was seen twice before (a series repeats
-        most of its identifying values); else :meth:`_fast` when it can -- straight into ``ctx`` the
-        first time, through a record kept in the memo the second; else one pydicom pass for all the
-        rest (one read, one walk per element with its own record, one write), memoized too."""
+        in ``chunk``): from the memo when the same element was met before (a series repeats most of
+        its identifying values), else in one pydicom pass for all the rest (one read, one walk per
+        element with its own record, one write).  A date is never memoized: it moves with the time
+        of its date/time pair."""
         pieces: Dict[int, Piece] = {}
-        slow: List[Tuple[tuple, bytes, int]] = []
-        memo, seen = self._memo, self._seen
-        if len(memo) + len(seen) > MEMO_LIMIT:
+        slow: List[Tuple[Optional[tuple], bytes, int]] = []
+        memo = self._memo
+        if len(memo) > MEMO_LIMIT:
             memo.clear()
-            seen.clear()
         for chunk, element in work:
-            key = (ctx.date_offset_days, implicit, charset, chunk)
-            outcome = memo.get(key)
+            key = None if element.vr == "DA" else (ctx.sop_class, ctx.date_offset_days, ctx.time_offset_s, implicit, charset, chunk)
+            outcome = memo.get(key) if key is not None else None
             if outcome is not None:
                 self.hits += 1
                 outcome.merge_into(ctx)
                 pieces.update(outcome.out)
                 continue
-            if key not in seen:
-                done = self._fast(chunk, element, implicit, ctx)
-                if done is not None:
-                    seen.add(key)
-                    self.on_bytes += 1
-                    pieces.update(done)
-                    continue
-            else:
-                sub = HeaderContext(ctx.key, ctx.profile, ctx.pseudonym, ctx.date_offset_days)
-                done = self._fast(chunk, element, implicit, sub)
-                if done is not None:
-                    outcome = memo[key] = _Outcome(done, sub)
-                    self.on_bytes += 1
-                    outcome.merge_into(ctx)
-                    pieces.update(done)
-                    continue
             slow.append((key, chunk, element.tag))
         if slow:
             self.misses += len(slow)
             ds = _read(charset + b"".join(chunk for _, chunk, _ in slow), implicit)
+            originals = date_time_originals(ds)
             records = []
             for key, _, tag in slow:
-                sub = HeaderContext(ctx.key, ctx.profile, ctx.pseudonym, ctx.date_offset_days)
-                transform_element(ds, tag, sub)
+                sub = _sub(ctx)
+                transform_element(ds, tag, sub, originals)
                 records.append((key, tag, sub))
             encoded = _encode(ds, implicit)
             for key, tag, sub in records:
-                outcome = memo[key] = _Outcome({tag: encoded[tag]} if tag in encoded else {}, sub)
+                outcome = _Outcome({tag: encoded[tag]} if tag in encoded else {}, sub)
+                if key is not None:
+                    memo[key] = outcome
                 outcome.merge_into(ctx)
                 pieces.update(outcome.out)
         return pieces
-
-    def _fast(self, chunk: bytes, element: Element, implicit: bool, ctx: HeaderContext) -> Optional[Dict[int, Piece]]:
-        """The walk's action on one element, on its bytes, for the common case: a private element of
-        defined length, or an Annex E / emptied attribute with a string VR and a printable ASCII
-        value: its record goes straight into ``ctx``, its new bytes are returned (``{}``: removed).
-        ``None`` -- before anything is recorded -- for anything else.  Every decision is
-        :func:`~visceral.deid.rules.decide`'s and every value operation the rules' own; the
-        equivalence with the pydicom walk, byte for byte, is tested on every test file."""
-        tag, vr = element.tag, element.vr
-        raw = chunk[element.value:element.end]
-        if tag >> 16 & 1:
-            if vr == "SQ" or _undefined(chunk, element):
-                return None
-            ctx.remember(raw, private=True)  # removed undecoded; the bytes feed the leak scan
-            ctx.count("", "", "removed", private=True)
-            return {}
-        if vr not in _FAST_VRS or raw.rstrip(b"\0").translate(None, _TEXT_BYTES if vr in _SINGLE_VALUED else _PRINTABLE):
-            return None
-        text = raw.decode("ascii").rstrip(" \0")
-        values = [text] if vr in _SINGLE_VALUED else text.split("\\")
-        value: object = values[0] if len(values) == 1 else values
-        empty = len(values) == 1 and not text
-        profile = self.profile
-        plan = self._plans.get((tag, vr))
-        if plan is None:
-            rule = rule_for(tag)
-            keyword = _element_keyword(tag)
-            plan = self._plans[(tag, vr)] = (keyword, rule, None if rule is None else decide(keyword, vr, rule, profile))
-        keyword, rule, decision = plan
-
-        def changed(action: str, replacement: Optional[List[str]]) -> Dict[int, Piece]:
-            """The original goes to the leak scan; ``replacement`` (None: zero length, []: removed) is written."""
-            ctx.remember(value, keyword, vr)
-            ctx.count(keyword, vr, action)
-            return self._done(tag, vr, replacement, implicit)
-
-        def kept(action: str = "") -> Dict[int, Piece]:
-            if action:
-                ctx.count(keyword, vr, action)
-            return self._done(tag, vr, values, implicit)
-
-        if tag in self.empty_tags:
-            return kept() if empty else changed("emptied", None)
-        if rule is None:
-            return None
-        if decision == "characteristic":
-            if keyword == "PatientAge" and not empty:
-                if len(values) > 1:
-                    return None
-                capped = cap_age(text, profile.max_age_years)
-                if capped != text:
-                    return changed("age capped", [capped])
-            return kept("kept (patient characteristic)")
-        if decision == "shift":
-            if empty:
-                return kept()
-            shifter = shift_date if vr == "DA" else shift_datetime
-            shifted = [shifter(v, ctx.date_offset_days) for v in values]
-            if any(v is None for v in shifted):
-                return None  # the basic profile's action and a note: pydicom's walk
-            ctx.written.update(shifted)
-            return changed("date shifted", shifted)
-        if decision == "time":
-            return kept("kept (time of day)")
-        if decision == "standardize" and not empty:
-            if len(values) > 1:
-                return None
-            standard = profile.standardize(keyword, text)
-            if standard is not None and not standard.isascii():
-                return None  # pydicom encodes it in the data set's character set
-            if standard is not None:
-                ctx.written.add(standard)
-                return changed("standardized", [standard])
-        code = rule.basic
-        if code == "K":
-            return kept()
-        if code in ("U", "X/Z/U*") or (code in ("D", "X/D", "Z/D", "X/Z/D") and vr == "UI"):
-            if len(values) * 45 > 0xFFFF:
-                return None  # new UIDs would not fit a short length field
-            if vr != "UI" or empty:  # nothing to replace, or a UID action on a non-UID value: emptied
-                return kept() if empty else changed("emptied", None)
-            uids = [ctx.key.uid(v, profile.uid_root) for v in values]
-            ctx.written.update(uids)
-            return changed("UID replaced", uids)
-        if code == "X":
-            return changed("removed", [])
-        if code in ("Z", "X/Z"):
-            return kept() if empty else changed("emptied", None)
-        if code in ("D", "X/D", "Z/D", "X/Z/D"):
-            if empty:
-                return kept("emptied")  # nothing to hide; stays empty
-            dummy = DUMMY_VALUES.get(vr, DUMMY_TEXT)
-            ctx.written.add(dummy)
-            return changed("dummy value", [dummy])
-        return None  # an unknown code: pydicom's walk
-
-    @staticmethod
-    def _done(tag: int, vr: str, values: Optional[List[str]], implicit: bool) -> Dict[int, Piece]:
-        """The element encoded as pydicom would: values joined by backslashes, padded to even
-        length (UI with NUL, text with a space); ``None`` -> zero length; ``[]`` -> removed.
-        (:meth:`_fast` only gets here with ASCII values that fit the length field.)"""
-        if values is not None and not values:
-            return {}
-        value = b"" if values is None else "\\".join(values).encode("ascii")
-        if len(value) % 2:
-            value += b"\0" if vr == "UI" else b" "
-        if implicit:
-            head = _IMPLICIT.pack(tag >> 16, tag & 0xFFFF, len(value))
-        elif vr in _LONG_STRING_VRS:
-            head = _LONG.pack(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), 0, len(value))
-        else:
-            head = _SHORT.pack(tag >> 16, tag & 0xFFFF, vr.encode("ascii"), len(value))
-        name = _keyword(tag)
-        return {tag: (head + value, () if values is None else tuple((name, tag, v.strip()) for v in values))}
 
     def _prepare(self, chunk: bytes, charset: bytes, implicit: bool, ctx: HeaderContext) -> _Outcome:
         """prepare_header on the few elements it reads; ``out`` holds a derived Patient's Age."""
@@ -392,6 +268,8 @@ class RawRewriter:
         """The de-identified bytes of ``raw`` (zero preamble, new file meta, data set in the same
         transfer syntax); ``ctx`` receives the originals, written values, counts and notes."""
         data, implicit = raw.data, raw.implicit
+        if not ctx.sop_class:
+            ctx.sop_class = next((raw.text(e) for e in raw.elements if e.tag == _SOP_CLASS_UID), "")
         elements = [e for e in raw.elements if e.tag & 0xFFFF or e.tag >> 16 & 1]  # group lengths go
         charset_element = next((e for e in elements if e.tag == _CHARSET), None)
         charset = data[charset_element.start:charset_element.end] if charset_element else b""
@@ -407,9 +285,13 @@ class RawRewriter:
         pieces: Dict[int, Tuple[object, Tuple[Decoded, ...]]] = {}  # bytes, or a memoryview of the input
         view = memoryview(data)
         work: List[Tuple[bytes, Element]] = []
+        sop_class = ctx.sop_class
         for element in elements:
-            if not self.needs_work(element.tag, element.vr):
+            treatment, keyword, label = self.treatment(sop_class, element.tag, element.vr)
+            if treatment == "copy":
                 pieces[element.tag] = (view[element.start:element.end], _decode_untouched(data, element, element.vr, utf8))
+            elif treatment == "drop":
+                ctx.count(keyword, element.vr, label, private=bool(element.tag >> 16 & 1))
             elif element.tag == _PATIENT_AGE and age is not None:
                 work.append(age)
             else:

@@ -1,31 +1,43 @@
-"""The header transformation: PS3.15 Annex E actions, applied recursively, with the profile's options.
+"""The header transformation: an allowlist per IOD, PS3.15 Annex E actions resolved by Type, and
+rules by value representation -- one decision per element, at every nesting level.
 
-For every attribute of the data set, of every item of every sequence, and of the file meta:
+For every attribute of the data set, of every item of every sequence, and of the file meta, the
+first rule that applies decides (:func:`plan`):
 
-- private attributes (odd groups), group lengths -> removed;
-- attributes the profile empties (Scan Options, Protocol Name...) -> zero length;
-- attributes of Annex E Table E.1-1 -> the table's action, refined by the options:
+1. private attributes (odd groups) and group lengths -> removed, undecoded;
+2. attributes the object's IOD does not allow at that place (``Resources/iod_tables.json``,
+   generated from the standard) -> removed: unknown, retired and foreign attributes never reach
+   the release;
+3. attributes the profile empties (Scan Options, Protocol Name...) -> zero length, or removed when
+   Type 3 (a zero-item sequence is no valid Type 3 value);
+4. attributes of Annex E Table E.1-1 -> the table's action, refined by the profile's options; the
+   codes that depend on the IOD resolve by the attribute's Type at that place:
 
-  ====== ===============================================================================
-  code   action
-  ====== ===============================================================================
-  K      keep
-  X      remove
-  Z      zero length (the attribute stays: it may be Type 2)
-  D      dummy value valid for the VR (the attribute may be Type 1)
-  U      new UID, the same for the same original UID everywhere (keyed hash)
-  X/Z    zero length;   X/D, Z/D, X/Z/D -> dummy (safe for every IOD Type)
-  X/Z/U* sequence of references: kept, the UIDs inside replaced
-  ====== ===============================================================================
+   ============ =========== =========== ======================
+   code         Type 1(C)   Type 2(C)   Type 3 / not listed
+   ============ =========== =========== ======================
+   X            dummy       empty       remove
+   Z            dummy       empty       remove
+   D, X/D       dummy       dummy       remove
+   X/Z, Z/D,    dummy       empty       remove
+   X/Z/D
+   ============ =========== =========== ======================
 
-  Options: dates (DA, DT) of the Retain Longitudinal Temporal Information option are shifted
-  by the patient's offset (times are kept); attributes of Retain Patient Characteristics listed
-  in the profile are kept (age capped); descriptors of Clean Descriptors listed in the
-  profile's ``descriptions`` are standardized, the rest removed as the basic profile says;
-- other attributes -> kept; sequences not in the table are walked.
+   A dummy sequence is one item holding its Type 1 attributes (dummy values) and Type 2 ones
+   (empty); ``U`` -> a keyed new UID; ``X/Z/U*`` -> references kept, UIDs inside replaced;
+5. rules by value representation for what Annex E does not list: every PN value is a person ->
+   as ``Z/D``; every UID that is not a DICOM-registered one -> a keyed new UID; every date, time
+   and date-time -> shifted with the patient's offset;
+6. everything else is kept (sequences walked).
 
-Every original value removed or changed is collected for the leak scan, and every action is
-counted per attribute class for the audit report.  Pixel data is never touched.
+Dates move by the patient's offset in days, times of day by the patient's offset in seconds, and a
+date with its time (``StudyDate`` + ``StudyTime``, any ``...Date`` + ``...Time`` pair in the same
+item) as one instant; date-times move as instants and lose their time-zone suffix.  Patient's Age and
+Sex are kept only when their values are valid for their VR.
+
+Every original value of an identifying attribute is recorded (:class:`HeaderContext.remember`) for
+the identity search of :mod:`visceral.deid.identifiers`; every action is counted per attribute class
+for the audit report.  Pixel data is never touched.
 """
 
 from __future__ import annotations
@@ -35,32 +47,37 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Dict, Iterable, List, Optional, Set
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
-from pydicom.datadict import dictionary_VR
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.tag import Tag
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
+from pydicom.tag import Tag
 
 from visceral import __version__
+from visceral.deid.identifiers import identifier_kind
 from visceral.deid.identity import SecretKey
+from visceral.deid.iod import IOD, iod_for
 from visceral.deid.profile import Profile
 from visceral.deid.tables import AnnexERule, rule_for
 
-__all__ = ["HeaderContext", "decide", "deidentify_header", "prepare_header", "transform_elements", "transform_element", "set_identity", "deidentify_meta", "follow_instance_uid", "patient_key_of", "derive_age", "cap_age", "shift_date", "shift_datetime", "DUMMY_TEXT", "DUMMY_VALUES"]
+__all__ = ["HeaderContext", "decide", "plan", "Plan", "deidentify_header", "prepare_header", "transform_elements", "transform_element",
+           "set_identity", "deidentify_meta", "follow_instance_uid", "patient_key_of", "derive_age", "cap_age", "shift_date",
+           "shift_datetime", "shift_time", "DUMMY_TEXT", "DUMMY_VALUES", "is_registered_uid", "valid_age", "valid_sex"]
 
 DUMMY_TEXT = "ANONYMIZED"
 DUMMY_NAME = "ANONYMOUS"
 #: Dummy value per VR (valid for the VR; PS3.5 6.2).
-DUMMY_VALUES = _DUMMIES = {
+DUMMY_VALUES = {
     "PN": DUMMY_NAME, "LO": DUMMY_TEXT, "SH": DUMMY_TEXT, "LT": DUMMY_TEXT, "ST": DUMMY_TEXT, "UT": DUMMY_TEXT,
     "UC": DUMMY_TEXT, "CS": DUMMY_TEXT, "AE": DUMMY_TEXT, "DA": "19000101", "TM": "000000", "DT": "19000101000000",
     "AS": "000Y", "IS": "0", "DS": "0", "UR": "",
 }
-_NUMERIC_VRS = {"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"}
-_BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
-_STRING_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+NUMERIC_VRS = frozenset(("US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"))
+BINARY_VRS = frozenset(("OB", "OW", "OF", "OD", "OL", "OV", "UN"))
+STRING_VRS = frozenset(("AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"))
+DATE_TIME_VRS = frozenset(("DA", "DT", "TM"))
 
 #: Codes of CID 7050 "De-identification Method" (PS3.16), scheme DCM.
 _METHOD_CODES = {
@@ -69,6 +86,19 @@ _METHOD_CODES = {
     "patient": ("113108", "Retain Patient Characteristics Option"),
     "descriptors": ("113105", "Clean Descriptors Option"),
 }
+#: Attributes the de-identification itself writes (Patient Identification and SOP Common modules).
+_WRITTEN_TAGS = frozenset((0x00100010, 0x00100020, 0x00120062, 0x00120063, 0x00120064, 0x00280303, 0x00080005))
+#: Attributes kept although the object's IOD does not list them: what converters (dcm2niix, this
+#: package's) read to get voxel values and volumes right in real classic MR exports -- rescaling
+#: (Philips, Canon), diffusion and temporal indices.  None of them can hold identity (numbers, codes).
+KEPT_OUTSIDE_IOD = frozenset(tag_for_keyword(k) for k in (
+    "RescaleSlope", "RescaleIntercept", "RescaleType", "DiffusionBValue", "DiffusionGradientOrientation", "DiffusionDirectionality",
+    "TemporalPositionIndex", "InStackPositionNumber", "AcquisitionDuration", "NumberOfTemporalPositions", "TemporalPositionIdentifier",
+    "TemporalResolution", "EffectiveEchoTime", "SpacingBetweenSlices", "ImagesInAcquisition", "MRAcquisitionType",
+))
+#: UIDs kept although not rooted at 1.2.840.10008: coding schemes and other registered identifiers.
+_REGISTERED_UID_ATTRIBUTES = frozenset(("CodingSchemeUID", "ContextGroupExtensionCreatorUID", "MappingResourceUID",
+                                        "ContextUID", "CodingSchemeRegistry"))
 
 
 @lru_cache(maxsize=4096)
@@ -78,12 +108,12 @@ def attribute_class(keyword: str, vr: str, private: bool = False) -> str:
         return "private"
     if vr == "UI":
         return "UIDs"
-    if vr in ("DA", "DT", "TM"):
+    if vr in DATE_TIME_VRS:
         return "dates and times"
     k = keyword.lower()
     if k.startswith("patient") or "birth" in k or "ethnic" in k or "otherpatient" in k or "medical" in k:
         return "patient"
-    if any(w in k for w in ("physician", "operator", "performing", "requesting", "referring", "reviewer", "author", "person", "verifying")):
+    if vr == "PN" or any(w in k for w in ("physician", "operator", "performing", "requesting", "referring", "reviewer", "author", "person", "verifying")):
         return "staff"
     if any(w in k for w in ("institution", "station", "device", "manufacturer", "serial", "address", "department")):
         return "institution and device"
@@ -100,8 +130,12 @@ class HeaderContext:
     profile: Profile
     pseudonym: str
     date_offset_days: int
-    #: original value -> strict (an identity value: never excused, even when a kept attribute holds it too)
-    originals: Dict[str, bool] = field(default_factory=dict)
+    #: the patient's time-of-day offset (seconds, 0..86399): times move with their dates
+    time_offset_s: int = 0
+    #: the object's SOP Class UID: selects the IOD of the allowlist
+    sop_class: str = ""
+    #: original identifying value -> its identifier kind (see :func:`visceral.deid.identifiers.identifier_kind`)
+    originals: Dict[str, str] = field(default_factory=dict)
     written: Set[str] = field(default_factory=set)
     counts: Counter = field(default_factory=Counter)
     notes: List[str] = field(default_factory=list)
@@ -109,39 +143,26 @@ class HeaderContext:
     def count(self, keyword: str, vr: str, action: str, private: bool = False) -> None:
         self.counts[(attribute_class(keyword, vr, private), action)] += 1
 
-    def remember(self, value: object, keyword: str = "", vr: str = "", private: bool = False) -> None:
-        """Collect an original value for the leak scan (person names also by their parts).
-
-        Values of descriptive attributes (descriptions, device, "other") are *lenient*: the scan
-        excuses them when an attribute the profile keeps holds the same whole value (a removed
-        Protocol Name "ABDOMEN" is no leak when Body Part Examined says ABDOMEN).  Everything
-        else -- patient, staff, dates, UIDs, private values -- is *strict*.
-        """
-        strict = attribute_class(keyword, vr, private) not in ("descriptions", "other", "institution and device")
-        for text in ((value,) if type(value) is str else _texts(value)):
+    def remember(self, value: object, keyword: str = "", vr: str = "") -> None:
+        """Record the original value of an identifying attribute for the identity search (names
+        are split into their parts there); values of other attributes are not identifiers."""
+        kind = identifier_kind(keyword, vr)
+        if kind is None:
+            return
+        for text in _texts(value):
             text = text.strip()
-            if not text:
-                continue
-            self.originals[text] = self.originals.get(text, False) or strict
-            if vr == "PN":
-                for part in re.split(r"[\^ =]+", text):
-                    if len(part) >= 3:
-                        self.originals[part] = True
+            if text:
+                self.originals.setdefault(text, kind)
 
 
 def _texts(value: object) -> Iterable[str]:
-    if value is None:
-        return
-    if isinstance(value, (bytes, bytearray)):
-        for run in re.findall(rb"[\x20-\x7e]{6,}", bytes(value)):
-            if re.search(rb"[A-Za-z]", run):
-                yield run.decode("ascii")
+    if value is None or isinstance(value, (bytes, bytearray, int, float)):
         return
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         for v in value:
             yield from _texts(v)
         return
-    if isinstance(value, (int, float)):
+    if isinstance(value, Dataset):
         return
     yield str(value)
 
@@ -159,22 +180,20 @@ def patient_key_of(ds: Dataset) -> str:
     return f"study:{ds.get('StudyInstanceUID', '')}"
 
 
+# -- values -----------------------------------------------------------------------------------------------
 def _parse_date(text: str) -> Optional[_dt.date]:
-    text = text.strip()[:8]
-    if len(text) == 8 and text.isdigit() and text.isascii():  # the common case, without strptime (same result)
+    text = text.strip()
+    if len(text) == 8 and text.isdigit() and text.isascii():
         try:
             return _dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
         except ValueError:
             return None
-    try:
-        return _dt.datetime.strptime(text.strip()[:8], "%Y%m%d").date()
-    except ValueError:
-        return None
+    return None
 
 
 def derive_age(birth: str, on: str, max_years: int = 89) -> Optional[str]:
     """Patient's Age (AS) from birth date and study date (DA strings), capped at ``090Y``."""
-    b, d = _parse_date(birth or ""), _parse_date(on or "")
+    b, d = _parse_date((birth or "")[:8]), _parse_date((on or "")[:8])
     if b is None or d is None or d < b:
         return None
     years = d.year - b.year - ((d.month, d.day) < (b.month, b.day))
@@ -191,6 +210,19 @@ def derive_age(birth: str, on: str, max_years: int = 89) -> Optional[str]:
     return f"{days:03d}D"
 
 
+_AGE = re.compile(r"\d{3}[DWMY]")
+
+
+def valid_age(text: str) -> bool:
+    """A valid AS value (PS3.5 6.2): ``nnnD``, ``nnnW``, ``nnnM`` or ``nnnY``."""
+    return _AGE.fullmatch(text.strip()) is not None
+
+
+def valid_sex(text: str) -> bool:
+    """A valid Patient's Sex (PS3.3 C.7.1.1): ``M``, ``F``, ``O`` or empty."""
+    return text.strip() in ("", "M", "F", "O")
+
+
 def cap_age(text: str, max_years: int) -> str:
     match = re.fullmatch(r"(\d{3})([DWMY])", text.strip())
     if match and match.group(2) == "Y" and int(match.group(1)) > max_years:
@@ -200,14 +232,13 @@ def cap_age(text: str, max_years: int) -> str:
 
 def shift_date(text: str, days: int) -> Optional[str]:
     """Shift a DA value (or range ``A-B``) by ``days``; ``None`` when it is not a date."""
-    parts = text.strip().split("-")
     out = []
-    for part in parts:
+    for part in text.strip().split("-"):
         if not part:
             out.append("")
             continue
         date = _parse_date(part)
-        if date is None or len(part.strip()) != 8:
+        if date is None:
             return None
         try:
             out.append((date + _dt.timedelta(days=days)).strftime("%Y%m%d"))
@@ -216,226 +247,407 @@ def shift_date(text: str, days: int) -> Optional[str]:
     return "-".join(out)
 
 
-def shift_datetime(text: str, days: int) -> Optional[str]:
-    """Shift a DT value by ``days`` (time of day and time-zone suffix kept)."""
-    text = text.strip()
+_TIME = re.compile(r"(\d{2})(?::?(\d{2})(?::?(\d{2})(\.\d{1,6})?)?)?")
+
+
+def shift_time(text: str, seconds: int) -> Optional[Tuple[str, int]]:
+    """Shift a TM value by ``seconds``: (the new value in the same precision, days carried), or
+    ``None`` when it is not a time."""
+    match = _TIME.fullmatch(text.strip())
+    if match is None:
+        return None
+    hh, mm, ss, frac = match.groups()
+    if int(hh) > 23 or (mm and int(mm) > 59) or (ss and int(ss) > 60):
+        return None
+    total = int(hh) * 3600 + int(mm or 0) * 60 + min(int(ss or 0), 59) + seconds
+    carry, total = divmod(total, 86400)
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    colon = ":" if ":" in text else ""
+    out = f"{h:02d}"
+    if mm is not None:
+        out += f"{colon}{m:02d}"
+    if ss is not None:
+        out += f"{colon}{s:02d}" + (frac or "")
+    return out, carry
+
+
+def shift_datetime(text: str, days: int, seconds: int = 0) -> Optional[str]:
+    """Shift a DT value by ``days`` and ``seconds`` as one instant; a time-zone suffix is removed
+    (it tells where the scanner stood)."""
+    text = re.sub(r"[+\-]\d{4}$", "", text.strip())
     if len(text) < 8:
         if re.fullmatch(r"\d{4}(\d{2})?", text):  # year or year+month precision
-            year = int(text[:4]) + round(days / 365.25)
-            return f"{year:04d}{text[4:]}"
+            return f"{int(text[:4]) + round(days / 365.25):04d}{text[4:]}"
         return None
-    shifted = shift_date(text[:8], days)
-    return None if shifted is None else shifted + text[8:]
-
-
-def _vr_of(ds: Dataset, tag) -> str:
-    """The VR of an element without decoding its value (implicit VR: from the dictionary)."""
-    raw = ds.get_item(tag)
-    vr = getattr(raw, "VR", None)
-    if vr:
-        return str(vr)
+    date = _parse_date(text[:8])
+    if date is None:
+        return None
+    carry = 0
+    time_part = text[8:]
+    if time_part:
+        shifted = shift_time(time_part, seconds)
+        if shifted is None:
+            return None
+        time_part, carry = shifted
     try:
-        return dictionary_VR(tag)
-    except KeyError:
-        return "UN"
+        return (date + _dt.timedelta(days=days + carry)).strftime("%Y%m%d") + time_part
+    except OverflowError:
+        return None
 
 
+def is_registered_uid(uid: str, keyword: str = "") -> bool:
+    """A UID that names no instance: DICOM's own (``1.2.840.10008...``: SOP classes, transfer
+    syntaxes, coding schemes) or one of the attributes that hold registered identifiers."""
+    return uid.startswith("1.2.840.10008.") or keyword in _REGISTERED_UID_ATTRIBUTES
+
+
+def _partner(keyword: str) -> Optional[str]:
+    """The other half of a date/time pair: ``StudyDate`` <-> ``StudyTime``."""
+    if keyword.endswith("Date"):
+        return keyword[:-4] + "Time"
+    if keyword.endswith("Time"):
+        return keyword[:-4] + "Date"
+    return None
+
+
+# -- the decision -----------------------------------------------------------------------------------------
 def decide(keyword: str, vr: str, rule: AnnexERule, profile: Profile) -> str:
     """Which of the profile's options decides the action on an attribute Annex E lists:
-    ``characteristic`` (Retain Patient Characteristics), ``shift`` (a date or date-time of Retain
-    Longitudinal Temporal Information), ``time`` (a time of day under that option: kept),
-    ``standardize`` (Clean Descriptors; the basic action when no controlled value applies) or
-    ``basic`` (the basic profile's code)."""
+    ``characteristic`` (Retain Patient Characteristics), ``shift`` (a date, time or date-time of
+    Retain Longitudinal Temporal Information), ``standardize`` (Clean Descriptors; the basic action
+    when no controlled value applies) or ``basic`` (the basic profile's code)."""
     if keyword in profile.keep_patient_characteristics and rule.option("rtnPatCharsOpt"):
         return "characteristic"
-    if profile.dates == "shift" and rule.option("rtnLongModifDatesOpt"):
-        if vr in ("DA", "DT"):
-            return "shift"
-        if vr == "TM":
-            return "time"
+    if profile.dates == "shift" and vr in DATE_TIME_VRS and rule.option("rtnLongModifDatesOpt"):
+        return "shift"
     if rule.option("cleanDescOpt") and keyword in profile.descriptions and vr != "SQ":
         return "standardize"
     return "basic"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What happens to one element: ``action`` is one of ``remove``, ``empty``, ``dummy``, ``uid``,
+    ``shift``, ``characteristic``, ``standardize``, ``keep``, ``walk`` (a kept sequence) and
+    ``why`` says which rule decided (for the audit report)."""
+
+    action: str
+    why: str
+
+
+def _by_type(code: str, type_: Optional[str]) -> str:
+    """An Annex E code that depends on the IOD, resolved by the attribute's Type at its place."""
+    level = (type_ or "3")[0]
+    if level == "1":
+        return "dummy"
+    if level == "2":
+        return "dummy" if code in ("D", "X/D") else "empty"
+    return "remove"
+
+
+def plan(tag: int, vr: str, keyword: str, type_: Optional[str], allowed: bool, profile: Profile) -> Plan:
+    """The one decision on an element (see the module docstring); both executors call it.
+
+    Args:
+        type_: the attribute's Type at its place in the IOD ("1", "1C", "2", "2C", "3"), or None.
+        allowed: whether the IOD allows the attribute at its place (True when the IOD is unknown).
+    """
+    if tag >> 16 & 1:
+        return Plan("remove", "private")
+    if tag & 0xFFFF == 0:
+        return Plan("remove", "group length")
+    if not allowed and tag not in _WRITTEN_TAGS and tag not in KEPT_OUTSIDE_IOD:
+        return Plan("remove", "not in the IOD")
+    if tag in profile.empty_tags:
+        return Plan("remove" if (type_ or "3")[0] == "3" else "empty", "profile: emptied")
+    rule = rule_for(tag)
+    if rule is not None:
+        decision = decide(keyword, vr, rule, profile)
+        if decision != "basic":
+            return Plan(decision, f"Annex E option ({decision})")
+        code = rule.basic
+        if code == "K":
+            return Plan("walk" if vr == "SQ" else "keep", "Annex E K")
+        if code == "U":
+            return Plan("uid", "Annex E U")
+        if code == "X/Z/U*":
+            return Plan("walk" if vr == "SQ" else "uid", "Annex E X/Z/U*")
+        if vr == "UI" and code in ("D", "X/D", "Z/D", "X/Z/D"):
+            return Plan("uid", f"Annex E {code} (UID)")
+        return Plan(_by_type(code, type_), f"Annex E {code}, Type {type_ or '3'}")
+    if vr == "PN":
+        return Plan(_by_type("Z/D", type_), "a person's name")
+    if vr == "UI":
+        return Plan("uid", "an instance UID")
+    if vr in DATE_TIME_VRS:
+        return Plan("shift" if profile.dates == "shift" else _by_type("Z/D", type_), "a date or time")
+    if vr == "SQ":
+        return Plan("walk", "kept sequence")
+    return Plan("keep", "kept")
 
 
 class _Transformer:
     def __init__(self, ctx: HeaderContext) -> None:
         self.ctx = ctx
         self.profile = ctx.profile
-        self.empty_tags = ctx.profile.empty_tags
+        self.iod: Optional[IOD] = iod_for(ctx.sop_class) if ctx.sop_class else None
+        self.depth = 0
 
-    # -- helpers ----------------------------------------------------------------------------------
-    def _remove(self, ds: Dataset, elem: DataElement, keyword: str, private: bool = False) -> None:
-        self._remember_all(elem, keyword)
-        del ds[elem.tag]
-        self.ctx.count(keyword, elem.VR, "removed", private)
+    # -- the walk ---------------------------------------------------------------------------------
+    def walk(self, ds: Dataset, path: Tuple[int, ...] = ()) -> None:
+        if isinstance(ds, Sequence):
+            for item in ds:
+                self.walk(item, path)
+            return
+        self.depth += 1
+        if self.depth > 32:
+            raise ValueError("sequences nested more than 32 levels deep")
+        try:
+            originals = self._date_time_originals(ds)
+            for tag in list(ds.keys()):
+                self.walk_one(ds, tag, path, originals)
+        finally:
+            self.depth -= 1
 
+    @staticmethod
+    def _date_time_originals(ds: Dataset) -> Dict[str, str]:
+        """keyword -> original value of the dates and times of this item (for date/time pairs)."""
+        out = {}
+        for elem in ds.values():
+            vr = getattr(elem, "VR", None)
+            if vr in ("DA", "TM"):
+                keyword = keyword_for_tag(elem.tag)
+                if keyword:
+                    value = ds[elem.tag].value
+                    if isinstance(value, str) and value.strip():
+                        out[keyword] = value.strip()
+        return out
+
+    def walk_one(self, ds: Dataset, tag, path: Tuple[int, ...] = (), originals: Optional[Dict[str, str]] = None) -> None:
+        """The action on the element ``tag`` of ``ds`` (at ``path`` in the data set)."""
+        tag = Tag(tag)
+        if tag.is_private:
+            del ds[tag]
+            self.ctx.count("", "", "removed", private=True)
+            return
+        if tag.element == 0:  # group length (retired): dropped, not counted
+            del ds[tag]
+            return
+        vr = _vr_of(ds, tag)
+        keyword = keyword_for_tag(tag) or ""
+        if _sequence_in_binary(ds, tag):
+            del ds[tag]
+            self.ctx.count(keyword, "SQ", "removed (a sequence stored as binary)")
+            self.ctx.notes.append(f"{keyword or tag}: a sequence stored with a binary VR; removed")
+            return
+        here = path + (int(tag),)
+        spec = self.iod.node(here) if self.iod is not None else None
+        allowed = self.iod is None or spec is not None
+        decision = plan(int(tag), vr, keyword, spec.type if spec is not None else None, allowed, self.profile)
+        action = decision.action
+        if action == "keep":
+            return
+        if action == "walk":
+            self.walk(ds[tag].value, here)
+            return
+        elem = ds[tag]
+        if action == "remove":
+            self._remember_all(elem, keyword)
+            del ds[tag]
+            self.ctx.count(keyword, vr, "removed (not in the IOD)" if decision.why == "not in the IOD" else "removed")
+        elif action == "empty":
+            if elem.value in (None, "", b"") or (vr == "SQ" and len(elem.value) == 0):
+                return
+            self._remember_all(elem, keyword)
+            elem.value = Sequence([]) if vr == "SQ" else (b"" if vr in BINARY_VRS else None)
+            self.ctx.count(keyword, vr, "emptied")
+        elif action == "dummy":
+            self._dummy(elem, keyword, here)
+        elif action == "uid":
+            self._uid(elem, keyword, here)
+        elif action == "shift":
+            self._shift(ds, elem, keyword, originals or {}, spec.type if spec is not None else None)
+        elif action == "characteristic":
+            self._characteristic(ds, elem, keyword)
+        elif action == "standardize":
+            self._standardize(ds, elem, keyword, spec.type if spec is not None else None)
+
+    # -- actions ----------------------------------------------------------------------------------
     def _remember_all(self, elem: DataElement, keyword: str) -> None:
         if elem.VR == "SQ":
             for item in elem.value or []:
                 for sub in item.iterall():
-                    if sub.VR != "SQ":
-                        self.ctx.remember(sub.value, sub.keyword or keyword, sub.VR, sub.tag.is_private)
+                    if sub.VR != "SQ" and not sub.tag.is_private:
+                        self.ctx.remember(sub.value, sub.keyword or "", sub.VR)
         else:
             self.ctx.remember(elem.value, keyword, elem.VR)
 
-    def _empty(self, elem: DataElement, keyword: str) -> None:
-        self._remember_all(elem, keyword)
-        elem.value = Sequence([]) if elem.VR == "SQ" else (b"" if elem.VR in _BINARY_VRS else None)
-        self.ctx.count(keyword, elem.VR, "emptied")
-
-    def _dummy(self, ds: Dataset, elem: DataElement, keyword: str) -> None:
+    def _dummy(self, elem: DataElement, keyword: str, here: Tuple[int, ...]) -> None:
         vr = elem.VR
         if vr == "SQ":
-            self.walk(elem.value)
+            self._remember_all(elem, keyword)
+            elem.value = Sequence([self._dummy_item(here)])
+            self.ctx.count(keyword, vr, "dummy value")
             return
-        if vr == "UI":
-            self._uid(elem, keyword)
-            return
-        if elem.value in (None, "", b"") or (not isinstance(elem.value, (str, bytes)) and hasattr(elem.value, "__len__") and len(elem.value) == 0):
-            self.ctx.count(keyword, vr, "emptied")  # nothing to hide; stays empty
+        if elem.value in (None, "", b""):
+            elem.value = DUMMY_VALUES.get(vr, DUMMY_TEXT) if vr in DUMMY_VALUES and DUMMY_VALUES[vr] else elem.value
+            self.ctx.count(keyword, vr, "dummy value")
             return
         self.ctx.remember(elem.value, keyword, vr)
-        if vr in _NUMERIC_VRS:
+        if vr in NUMERIC_VRS:
             elem.value = 0
-        elif vr in _BINARY_VRS:
+        elif vr in BINARY_VRS:
             elem.value = b""
         else:
-            elem.value = _DUMMIES.get(vr, DUMMY_TEXT)
+            elem.value = DUMMY_VALUES.get(vr, DUMMY_TEXT)
             self.ctx.written.add(str(elem.value))
         self.ctx.count(keyword, vr, "dummy value")
 
-    def _uid(self, elem: DataElement, keyword: str) -> None:
-        if elem.VR != "UI" or elem.value in (None, ""):
-            if elem.VR == "SQ":
-                self.walk(elem.value)
-            elif elem.value not in (None, ""):
-                self._dummy_non_uid(elem, keyword)
+    def _dummy_item(self, here: Tuple[int, ...]) -> Dataset:
+        """One item of a dummy sequence: its Type 1 attributes with dummy values, Type 2 empty."""
+        item = Dataset()
+        spec = self.iod.node(here) if self.iod is not None else None
+        for child_tag, child in sorted((spec.children or {}).items()) if spec is not None else ():
+            level = child.type[0]
+            if level not in "12" or child.type.endswith("C"):
+                continue
+            try:
+                vr = dictionary_VR(child_tag)
+            except KeyError:
+                continue
+            if vr == "SQ":
+                item.add_new(child_tag, vr, Sequence([self._dummy_item(here + (child_tag,))]) if level == "1" else Sequence([]))
+            elif level == "1":
+                value = self.ctx.key.uid("dummy", self.profile.uid_root) if vr == "UI" else DUMMY_VALUES.get(vr, 0 if vr in NUMERIC_VRS else DUMMY_TEXT)
+                item.add_new(child_tag, vr, value)
+                self.ctx.written.add(str(value))
+            else:
+                item.add_new(child_tag, vr, None)
+        return item
+
+    def _uid(self, elem: DataElement, keyword: str, here: Tuple[int, ...]) -> None:
+        vr = elem.VR
+        if vr == "SQ":
+            self.walk(elem.value, here)
             return
-        values = list(elem.value) if type(elem.value).__name__ == "MultiValue" else [elem.value]
-        new = [self.ctx.key.uid(str(v), self.profile.uid_root) for v in values]
+        if elem.value in (None, "", b""):
+            return
+        if vr != "UI":  # a UID action on another VR: nothing to map, the value goes
+            self.ctx.remember(elem.value, keyword, vr)
+            elem.value = None
+            self.ctx.count(keyword, vr, "emptied")
+            return
+        values = [str(v) for v in (elem.value if type(elem.value).__name__ == "MultiValue" else [elem.value])]
+        if all(is_registered_uid(v, keyword) for v in values):
+            return
+        new = [v if is_registered_uid(v, keyword) else self.ctx.key.uid(v, self.profile.uid_root) for v in values]
         for old in values:
-            self.ctx.remember(str(old), keyword, "UI")
+            self.ctx.remember(old, keyword, "UI")
         elem.value = new if len(new) > 1 else new[0]
         self.ctx.written.update(new)
         self.ctx.count(keyword, "UI", "UID replaced")
 
-    def _dummy_non_uid(self, elem: DataElement, keyword: str) -> None:
-        self.ctx.remember(elem.value, keyword, elem.VR)
-        elem.value = None
-        self.ctx.count(keyword, elem.VR, "emptied")
-
-    def _shift(self, ds: Dataset, elem: DataElement, keyword: str, rule: AnnexERule) -> None:
+    def _shift(self, ds: Dataset, elem: DataElement, keyword: str, originals: Dict[str, str], type_: Optional[str]) -> None:
+        vr = elem.VR
         if elem.value in (None, ""):
             return
-        shifter = shift_date if elem.VR == "DA" else shift_datetime
-        values = list(elem.value) if type(elem.value).__name__ == "MultiValue" else [elem.value]
-        shifted = [shifter(str(v), self.ctx.date_offset_days) for v in values]
+        values = [str(v) for v in (elem.value if type(elem.value).__name__ == "MultiValue" else [elem.value])]
+        days, seconds = self.ctx.date_offset_days, self.ctx.time_offset_s
+        partner = originals.get(_partner(keyword) or "", "") if len(values) == 1 else ""
+        shifted: List[Optional[str]] = []
+        for value in values:
+            if vr == "DA":
+                carry = 0
+                if partner:  # the date of a date+time pair moves with the time's carry
+                    moved = shift_time(partner, seconds)
+                    carry = moved[1] if moved is not None else 0
+                shifted.append(shift_date(value, days + carry))
+            elif vr == "TM":
+                moved = shift_time(value, seconds)
+                shifted.append(None if moved is None else moved[0])
+            else:
+                shifted.append(shift_datetime(value, days, seconds))
         for v in values:
-            self.ctx.remember(str(v), keyword, elem.VR)
+            self.ctx.remember(v, keyword, vr)
         if any(s is None for s in shifted):
-            self._apply_basic(ds, elem, keyword, rule, shift_failed=True)
-            self.ctx.notes.append(f"{keyword or elem.tag}: value is not a valid {elem.VR}; handled as the basic profile says")
+            self.ctx.notes.append(f"{keyword or elem.tag}: value is not a valid {vr}; removed or replaced by its Type")
+            action = _by_type("Z/D", type_)
+            if action == "remove":
+                del ds[elem.tag]
+            else:
+                elem.value = DUMMY_VALUES[vr] if action == "dummy" else None
+            self.ctx.count(keyword, vr, "invalid date or time " + ("removed" if action == "remove" else "replaced"))
             return
         elem.value = shifted if len(shifted) > 1 else shifted[0]
-        self.ctx.written.update(shifted)
-        self.ctx.count(keyword, elem.VR, "date shifted")
+        self.ctx.written.update(s for s in shifted if s)
+        self.ctx.count(keyword, vr, "time shifted" if vr == "TM" else "date shifted")
 
-    # -- the walk ---------------------------------------------------------------------------------
-    def walk(self, ds: Dataset) -> None:
-        if isinstance(ds, Sequence):
-            for item in ds:
-                self.walk(item)
+    def _characteristic(self, ds: Dataset, elem: DataElement, keyword: str) -> None:
+        text = str(elem.value or "").strip()
+        if keyword == "PatientAge" and text:
+            if not valid_age(text):
+                del ds[elem.tag]
+                self.ctx.count(keyword, elem.VR, "invalid value removed")
+                self.ctx.notes.append("PatientAge: not a valid AS value; removed")
+                return
+            capped = cap_age(text, self.profile.max_age_years)
+            if capped != text:
+                elem.value = capped
+                self.ctx.count(keyword, elem.VR, "age capped")
+                return
+        if keyword == "PatientSex" and not valid_sex(text):
+            elem.value = None
+            self.ctx.count(keyword, elem.VR, "invalid value emptied")
+            self.ctx.notes.append("PatientSex: not M, F or O; emptied")
             return
-        for tag in list(ds.keys()):
-            self.walk_one(ds, tag)
+        if elem.VR not in ("AS", "CS", "DS", "US", "FD", "FL") and text:
+            # a free-text characteristic is still text of the subject: searched like any kept text
+            pass
+        self.ctx.count(keyword, elem.VR, "kept (patient characteristic)")
 
-    def walk_one(self, ds: Dataset, tag) -> None:
-        """The action on the element ``tag`` of ``ds`` (depends on that element alone)."""
-        tag = Tag(tag)
-        if tag.is_private:
-            # Removed without decoding: a malformed private creator or odd private block
-            # must never stop the file; its raw bytes still feed the leak scan.
-            raw = ds.get_item(tag)
-            try:
-                self.ctx.remember(raw.value if isinstance(raw.value, (bytes, bytearray)) else ds[tag].value, private=True)
-            except Exception:  # noqa: BLE001 - any decoding problem: the bytes are dropped anyway
-                self.ctx.notes.append(f"malformed private element {tag} removed")
-            del ds[tag]
-            self.ctx.count(f"private {tag}", "", "removed", private=True)
-            return
-        if tag.element == 0:  # group length (retired)
-            del ds[tag]
-            return
-        rule = rule_for(int(tag))
-        if rule is None and tag not in self.empty_tags:
-            # Not an identifying attribute: left as read (not even decoded), unless a sequence to walk.
-            if _vr_of(ds, tag) == "SQ":
-                self.walk(ds[tag].value)
-            return
-        elem = ds[tag]
-        keyword = elem.keyword or ""
-        if tag in self.empty_tags:
-            if elem.value not in (None, "", b""):
-                self._empty(elem, keyword)
-            return
-        self._apply(ds, elem, keyword, rule)
+    def _standardize(self, ds: Dataset, elem: DataElement, keyword: str, type_: Optional[str]) -> None:
+        if elem.value not in (None, ""):
+            value = self.profile.standardize(keyword, str(elem.value))
+            if value is not None:
+                elem.value = value
+                self.ctx.written.add(value)
+                self.ctx.count(keyword, elem.VR, "standardized")
+                return
+        rule = rule_for(int(elem.tag))
+        action = _by_type(rule.basic if rule is not None else "X", type_)
+        if action == "remove":
+            del ds[elem.tag]
+            self.ctx.count(keyword, elem.VR, "removed")
+        elif elem.value not in (None, ""):
+            elem.value = DUMMY_VALUES.get(elem.VR, DUMMY_TEXT) if action == "dummy" else None
+            self.ctx.count(keyword, elem.VR, "emptied" if action == "empty" else "dummy value")
 
-    def _apply(self, ds: Dataset, elem: DataElement, keyword: str, rule: AnnexERule) -> None:
-        profile = self.profile
-        decision = decide(keyword, elem.VR, rule, profile)
-        if decision == "characteristic":
-            if keyword == "PatientAge" and elem.value:
-                capped = cap_age(str(elem.value), profile.max_age_years)
-                if capped != str(elem.value):
-                    self.ctx.remember(elem.value, keyword, elem.VR)
-                    elem.value = capped
-                    self.ctx.count(keyword, elem.VR, "age capped")
-                    return
-            self.ctx.count(keyword, elem.VR, "kept (patient characteristic)")
-            return
-        if decision == "shift":
-            self._shift(ds, elem, keyword, rule)
-            return
-        if decision == "time":
-            self.ctx.count(keyword, elem.VR, "kept (time of day)")
-            return
-        if decision == "standardize":
-            if elem.value not in (None, ""):
-                value = profile.standardize(keyword, str(elem.value))
-                if value is not None:
-                    self.ctx.remember(elem.value, keyword, elem.VR)
-                    elem.value = value
-                    self.ctx.written.add(value)
-                    self.ctx.count(keyword, elem.VR, "standardized")
-                    return
-        self._apply_basic(ds, elem, keyword, rule)
 
-    def _apply_basic(self, ds: Dataset, elem: DataElement, keyword: str, rule: AnnexERule, shift_failed: bool = False) -> None:
-        code = rule.basic
-        if code == "K":
-            return
-        if code == "U":
-            self._uid(elem, keyword)
-        elif code == "X/Z/U*":
-            if elem.VR == "SQ":
-                self.walk(elem.value)
-            else:
-                self._uid(elem, keyword)
-        elif code == "X":
-            self._remove(ds, elem, keyword)
-        elif code in ("Z", "X/Z"):
-            if elem.value not in (None, "", b"") or elem.VR == "SQ":
-                self._empty(elem, keyword)
-        elif code in ("D", "X/D", "Z/D", "X/Z/D"):
-            if shift_failed and elem.VR in ("DA", "DT"):
-                elem.value = _DUMMIES[elem.VR]
-                self.ctx.written.add(elem.value)
-                self.ctx.count(keyword, elem.VR, "dummy value")
-            else:
-                self._dummy(ds, elem, keyword)
-        else:  # an unknown code: the safest action that keeps the IOD valid
-            self._empty(elem, keyword)
+def _vr_of(ds: Dataset, tag) -> str:
+    """The VR of an element without decoding its value: as stored, or from the dictionary when
+    the file does not say (implicit VR) or says UN (pydicom decodes such an element by its
+    dictionary VR)."""
+    raw = ds.get_item(tag)
+    vr = str(getattr(raw, "VR", None) or "")
+    if vr and vr != "UN":
+        return vr
+    try:
+        known = dictionary_VR(tag)
+    except KeyError:
+        return vr or "UN"
+    return known.split(" or ")[0]
+
+
+def _sequence_in_binary(ds: Dataset, tag) -> bool:
+    """A standard sequence stored with VR OB or OW: its items cannot be walked."""
+    vr = str(getattr(ds.get_item(tag), "VR", None) or "")
+    if vr not in ("OB", "OW"):
+        return False
+    try:
+        return dictionary_VR(tag) == "SQ"
+    except KeyError:
+        return False
 
 
 def _code_item(value: str, meaning: str) -> Dataset:
@@ -452,6 +664,8 @@ def deidentify_header(ds: Dataset, ctx: HeaderContext) -> None:
     The steps are public so that the raw-layout rewriter (:mod:`visceral.deid.rawpath`), which
     hands pydicom only the elements that need work, applies exactly the same ones.
     """
+    if not ctx.sop_class:
+        ctx.sop_class = str(ds.get("SOPClassUID", "") or "")
     prepare_header(ds, ctx)
     transform_elements(ds, ctx)
     set_identity(ds, ctx)
@@ -474,17 +688,24 @@ def prepare_header(ds: Dataset, ctx: HeaderContext) -> None:
             ctx.count("PatientAge", "AS", "age derived from birth and study dates")
     ctx.remember(ds.get("PatientName"), "PatientName", "PN")
     ctx.remember(ds.get("PatientID"), "PatientID", "LO")
+    ctx.remember(ds.get("PatientBirthDate"), "PatientBirthDate", "DA")
 
 
 def transform_elements(ds: Dataset, ctx: HeaderContext) -> None:
-    """The Annex E actions on every element of ``ds`` (recursively)."""
+    """The actions on every element of ``ds`` (recursively)."""
     _Transformer(ctx).walk(ds)
 
 
-def transform_element(ds: Dataset, tag: int, ctx: HeaderContext) -> None:
-    """The Annex E action on the top-level element ``tag`` of ``ds`` alone.  Its outcome depends
-    only on that element and on the context's key, profile and date offset."""
-    _Transformer(ctx).walk_one(ds, tag)
+def transform_element(ds: Dataset, tag: int, ctx: HeaderContext, originals: Optional[Dict[str, str]] = None) -> None:
+    """The action on the top-level element ``tag`` of ``ds`` alone.  Its outcome depends only on
+    that element, its date/time partner in ``originals`` and the context's key, profile, offsets
+    and SOP class."""
+    _Transformer(ctx).walk_one(ds, tag, (), originals)
+
+
+def date_time_originals(ds: Dataset) -> Dict[str, str]:
+    """keyword -> value of the top-level dates and times of ``ds`` (the partners of date/time pairs)."""
+    return _Transformer._date_time_originals(ds)
 
 
 def set_identity(ds: Dataset, ctx: HeaderContext) -> None:
@@ -518,9 +739,11 @@ def deidentify_meta(meta: FileMetaDataset, ds: Dataset, ctx: HeaderContext) -> N
     """File meta (PS3.10): instance UID follows the data set; AE titles and private information go."""
     for keyword in META_REMOVED:
         if keyword in meta:
-            ctx.remember(meta[keyword].value, keyword, "AE")
             del meta[keyword]
             ctx.count(keyword, "AE", "removed")
+    for tag in [t for t in meta.keys() if Tag(t).is_private]:
+        del meta[tag]
+        ctx.count("", "", "removed", private=True)
     if "SOPInstanceUID" in ds:
         follow_instance_uid(meta, str(ds.SOPInstanceUID), ctx)
 
@@ -528,5 +751,5 @@ def deidentify_meta(meta: FileMetaDataset, ds: Dataset, ctx: HeaderContext) -> N
 def follow_instance_uid(meta: FileMetaDataset, uid: str, ctx: HeaderContext) -> None:
     """Media Storage SOP Instance UID := the data set's (new) SOP Instance UID."""
     if "MediaStorageSOPInstanceUID" in meta:
-        ctx.remember(meta.MediaStorageSOPInstanceUID, "MediaStorageSOPInstanceUID", "UI")
+        ctx.remember(str(meta.MediaStorageSOPInstanceUID), "MediaStorageSOPInstanceUID", "UI")
     meta.MediaStorageSOPInstanceUID = uid
