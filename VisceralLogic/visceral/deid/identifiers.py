@@ -80,7 +80,7 @@ def identifier_kind(keyword: str, vr: str) -> Optional[str]:
 # -- forms ------------------------------------------------------------------------------------------------
 _NAME_SPLIT = re.compile(r"[\^=,;/\\\s.\-_'()]+")
 #: Shortest name part searched: ASCII parts of 1-2 letters (initials, "Li") occur in every text;
-#: parts in other scripts (CJK given names) are often two characters.
+#: parts in other alphabets from two letters; CJK parts from one character (a family name often is one).
 MIN_ASCII_PART = 3
 MIN_OTHER_PART = 2
 #: Shortest ID searched as a token (a one-character ID is any digit of any number).
@@ -100,7 +100,7 @@ def _name_parts(name: str) -> List[str]:
         part = part.strip()
         if not part:
             continue
-        if len(part) >= (MIN_ASCII_PART if part.isascii() else MIN_OTHER_PART):
+        if len(part) >= (MIN_ASCII_PART if part.isascii() else MIN_OTHER_PART if _has_spaces_script(part) else 1):
             parts.append(part)
     return parts
 

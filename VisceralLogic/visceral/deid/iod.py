@@ -75,6 +75,7 @@ class AttributeSpec:
     items: Optional[Tuple[int, Optional[int]]] = None
     _iod: Optional["IOD"] = field(default=None, repr=False, compare=False)
     _child: int = field(default=-1, repr=False, compare=False)
+    _mods: Tuple[int, ...] = field(default=(), repr=False, compare=False)  # table indices of ``modules``
 
     @property
     def is_sequence(self) -> bool:
@@ -84,8 +85,7 @@ class AttributeSpec:
     def children(self) -> Dict[int, "AttributeSpec"]:
         if self._iod is None or self._child < 0:
             return {}
-        inherited = self.module_types if not self._iod._keeps_modules(self._child) else None
-        return {tag: self._iod._spec(tag, entry, inherited) for tag, entry in self._iod._table.contents[self._child].items()}
+        return dict(self._iod._children(self._child, self._mods))
 
 
 class _Table:
@@ -94,8 +94,6 @@ class _Table:
     def __init__(self, data: dict) -> None:
         self.source: Dict[str, object] = data["source"]
         self.modules: List[Module] = [Module(*m) for m in data["modules"]]
-        self.index: Dict[str, int] = {m.id: i for i, m in enumerate(self.modules) if m.kind == "module"}
-        self.index.update({m.id: i for i, m in enumerate(self.modules) if m.kind != "module"})
         self.contents: List[Dict[int, _Entry]] = [self._content(item) for item in data["items"]]
         self.iods: Dict[str, IOD] = {uid: IOD(uid, spec, self) for uid, spec in data["iods"].items()}
 
@@ -140,6 +138,8 @@ class IOD:
         fg = [table.contents[self.root][t][3] for t in (SHARED_FG, PER_FRAME_FG) if t in table.contents[self.root]]
         #: item content of the functional group items (-1 for single-frame IODs)
         self.fg_content: int = fg[0] if fg and self.fg_macros else -1
+        self._node_cache: Dict[Tuple[int, ...], Optional[AttributeSpec]] = {}
+        self._children_cache: Dict[Tuple[int, Optional[Tuple[int, ...]]], Dict[int, AttributeSpec]] = {}
 
     def __repr__(self) -> str:
         return f"IOD({self.sop_class_uid!r}, {self.iod_name!r})"
@@ -158,34 +158,50 @@ class IOD:
     def _keeps_modules(self, content: int) -> bool:
         return content == self.root or content == self.fg_content
 
-    def _spec(self, tag: int, entry: _Entry, inherited: Optional[Tuple[Tuple[str, str], ...]]) -> AttributeSpec:
+    def _spec(self, tag: int, entry: _Entry, inherited: Optional[Tuple[int, ...]]) -> AttributeSpec:
+        """The spec of one entry; ``inherited``: module indices of the top-level ancestor (``None`` on a level
+        whose entries name their own modules)."""
         type_, low, high, child, mods = entry
-        if inherited is None:
-            module_types = tuple((self._table.modules[m].id, t) for m, t in mods)
-            usages = [self._usage.get(m, "U") for m, _ in mods]
-        else:
-            module_types = tuple((m, type_) for m, _ in inherited)
-            usages = [self._usage.get(self._table.index[m], "U") for m, _ in inherited]
+        pairs = mods if inherited is None else tuple((m, type_) for m in inherited)
+        module_types = tuple((self._table.modules[m].id, t) for m, t in pairs)
+        usages = [self._usage.get(m, "U") for m, _ in pairs]
         usage = min(usages, key=USAGE_RANK.__getitem__) if usages else "U"
         items = (low, high) if low >= 0 else None
-        return AttributeSpec(tag, type_, tuple(m for m, _ in module_types), usage, module_types, items, self, child)
+        return AttributeSpec(tag, type_, tuple(m for m, _ in module_types), usage, module_types, items, self, child,
+                             tuple(m for m, _ in pairs))
+
+    def _children(self, content: int, mods: Tuple[int, ...]) -> Dict[int, AttributeSpec]:
+        """The specs of item content ``content`` (cached; do not modify)."""
+        inherited = None if self._keeps_modules(content) else mods
+        key = (content, inherited)
+        cached = self._children_cache.get(key)
+        if cached is None:
+            cached = {tag: self._spec(tag, entry, inherited) for tag, entry in self._table.contents[content].items()}
+            self._children_cache[key] = cached
+        return cached
 
     def node(self, path: Sequence[int]) -> Optional[AttributeSpec]:
         """The spec of the attribute at ``path`` (tags from the top level, no item indices), or ``None``."""
+        key = tuple(path)
+        if key in self._node_cache:
+            return self._node_cache[key]
+        spec = self._node(key)
+        if len(self._node_cache) < 100_000:
+            self._node_cache[key] = spec
+        return spec
+
+    def _node(self, path: Tuple[int, ...]) -> Optional[AttributeSpec]:
         if not path:
             return None
         content = self.root
-        inherited: Optional[Tuple[Tuple[str, str], ...]] = None
         spec: Optional[AttributeSpec] = None
-        for depth, tag in enumerate(path):
+        for tag in path:
             if content < 0:
                 return None
             entry = self._table.contents[content].get(normalize_tag(int(tag)))
             if entry is None:
                 return None
-            keeps = self._keeps_modules(content)
-            spec = self._spec(int(tag), entry, None if keeps else inherited)
-            inherited = spec.module_types
+            spec = self._spec(int(tag), entry, None if self._keeps_modules(content) or spec is None else spec._mods)
             content = entry[3]
         return spec
 

@@ -1,0 +1,240 @@
+"""One bad file never stops the batch; what admission refuses; what the header rules do by Type and VR.
+
+Each test names a class of input that broke the first de-identifier (see docs/DEIDENTIFICATION.md):
+it fails on that code and passes on this one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tracemalloc
+from pathlib import Path
+from typing import Dict
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+import dicom_corpus as corpus
+import realworld
+from visceral.deid import deidentify
+from visceral.deid.identifiers import Identifiers, clean_text, find_in_text
+from visceral.deid.identity import SecretKey
+from visceral.deid.pipeline import lossy_code_stream
+from visceral.deid.profile import default_profile
+from visceral.deid.rules import HeaderContext, deidentify_header, shift_datetime, shift_time
+
+PATIENT = corpus.Patient("PID-ROBUST-0001", "Robust^Rosalind", "19590612", "F", None)
+CT_FILE = realworld.REALWORLD / "philips_ct_axial" / "I140.dcm"
+
+
+def run(inp: Path, out: Path) -> Dict[str, object]:
+    report = deidentify(inp, out, jobs=1, conformance="off")
+    written = json.loads((out.parent / f"{out.name}.private" / "deid_report.json").read_text(encoding="utf-8"))
+    return {"report": report, "json": written, "by": {f.source: f for f in report.files}}
+
+
+def _nested(depth: int) -> bytes:
+    """A Referenced Image Sequence nested ``depth`` levels deep, every length undefined (explicit VR LE)."""
+    item_start, item_end, seq_end = b"\xfe\xff\x00\xe0\xff\xff\xff\xff", b"\xfe\xff\x0d\xe0\x00\x00\x00\x00", b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+    head = b"\x08\x00\x40\x11SQ\x00\x00\xff\xff\xff\xff"
+    return head + item_start + (_nested(depth - 1) if depth > 1 else b"") + item_end + seq_end if depth else b""
+
+
+def test_one_bad_file_is_one_refusal_and_the_batch_goes_on(tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    good = corpus.write_series(inp / "good", PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=5, series_number=2))
+    # deeply nested undefined-length sequences (the first version died of RecursionError)
+    data = good.paths[2].read_bytes()
+    pixel = data.find(b"\xe0\x7f\x10\x00")
+    deep = inp / "deep.dcm"
+    deep.write_bytes(data[:pixel] + _nested(400) + data[pixel:])
+    good.paths[2].unlink()
+    # an element with a VR the standard does not have
+    data = good.paths[3].read_bytes()
+    pixel = data.find(b"\xe0\x7f\x10\x00")
+    odd = inp / "odd_vr.dcm"
+    odd.write_bytes(data[:pixel] + b"\x08\x00\x00\x21ZZ\x04\x00abcd" + data[pixel:])
+    good.paths[3].unlink()
+    # a file name that is not valid UTF-8
+    strange = os.fsdecode(bytes(inp) + b"/pati\xe9nt \xff.dcm")
+    good.paths[4].rename(strange)
+    result = run(inp, tmp_path / "out")
+    fates = {s: f.fate for s, f in result["by"].items()}
+    assert sum(f == "released" for f in fates.values()) >= 3, fates  # the good files, the strangely named one among them
+    assert fates["deep.dcm"] in ("refused", "failed") and "\n" not in result["by"]["deep.dcm"].reason
+    assert fates["odd_vr.dcm"] in ("released", "refused", "failed")
+    assert any("\\xe9" in s for s in fates), fates  # the report names it, readably
+    assert len(result["json"]["files"]) == len(fates)
+
+
+def test_same_instance_uid_of_two_patients_both_released_and_truncated_copy_never_hides_its_twin(tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    first = corpus.write_series(inp / "a", PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=1, series_number=2)).paths[0]
+    other = corpus.Patient("PID-OTHER-0002", "Other^Otto", "19600101", "M", None)
+    ds = pydicom.dcmread(str(first))
+    ds.PatientID, ds.PatientName = other.patient_id, other.name
+    ds.save_as(str(inp / "b.dcm"), enforce_file_format=False)  # same SOP Instance UID, another patient
+    intact = corpus.write_series(inp / "z", PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=1, series_number=3)).paths[0]
+    (inp / "0_truncated_copy.dcm").write_bytes(intact.read_bytes()[:-40])  # sorts first
+    result = run(inp, tmp_path / "out")
+    by = result["by"]
+    assert by["b.dcm"].fate == "released" and by[first.relative_to(inp).as_posix()].fate == "released"
+    assert by["b.dcm"].subject != by[first.relative_to(inp).as_posix()].subject
+    assert by[intact.relative_to(inp).as_posix()].fate == "released"
+    assert by["0_truncated_copy.dcm"].fate == "skipped" and "same SOP Instance UID" in by["0_truncated_copy.dcm"].reason
+
+
+def test_a_huge_non_dicom_file_is_never_read_whole(tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    inp.mkdir()
+    with open(inp / "video.bin", "wb") as handle:
+        handle.truncate(1 << 30)  # 1 GiB (sparse)
+    tracemalloc.start()
+    try:
+        result = run(inp, tmp_path / "out")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result["by"]["video.bin"].fate == "skipped"
+    assert peak < 64 << 20, peak
+
+
+def test_a_killed_run_leaves_nothing_inside_output(tmp_path: Path) -> None:
+    """Outputs are written and checked in a staging folder beside OUTPUT; only released files enter it."""
+    from visceral.deid.pipeline import staging_dir
+
+    out = tmp_path / "out"
+    staging = staging_dir(out)
+    staging.mkdir(parents=True)
+    (staging / "leftover.dcm").write_bytes(b"refused content of a killed run")
+    inp = tmp_path / "in"
+    corpus.write_series(inp, PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=1, series_number=2))
+    run(inp, out)
+    assert not staging.exists()
+    assert all(not p.name.startswith(".") for p in out.rglob("*"))
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"LossyImageCompression": "1"}, "neither 00 nor 01"),
+    ({"LossyImageCompression": "YES"}, "neither 00 nor 01"),
+    ({"LossyImageCompressionRatio": "10"}, "Ratio"),
+    ({"LossyImageCompressionMethod": "ISO_10918_1"}, "lossy method"),
+    ({"BurnedInAnnotation": "Y"}, "Burned In Annotation"),
+    ({"ImageType": "SCREEN SAVE"}, "SCREEN SAVE"),
+    ({"ImageType": ["DERIVED", "SECONDARY", "SCREEN SAVE"]}, "SCREEN SAVE"),
+    ({"RecognizableVisualFeatures": "YES"}, "Recognizable Visual Features"),
+])
+def test_lossy_and_burned_in_variants_are_refused(tmp_path: Path, changes: Dict[str, object], reason: str) -> None:
+    inp = tmp_path / "in"
+    inp.mkdir()
+    corpus.variant(CT_FILE, inp / "variant.dcm", **changes)
+    result = run(inp, tmp_path / "out")
+    got = result["by"]["variant.dcm"]
+    assert got.fate == "refused" and reason in got.reason, got
+
+
+def test_a_lossy_code_stream_inside_a_lossless_transfer_syntax_is_refused(tmp_path: Path) -> None:
+    baseline = pydicom.dcmread(str(corpus.pydicom_test_file("SC_rgb_jpeg_dcmtk.dcm")))
+    stream = pydicom.encaps.generate_pixel_data_frame(baseline.PixelData).__next__() if hasattr(pydicom.encaps, "generate_pixel_data_frame") \
+        else next(pydicom.encaps.generate_frames(baseline.PixelData))
+    assert lossy_code_stream(stream, "1.2.840.10008.1.2.4.70") is not None  # baseline process labelled lossless
+    lossless = pydicom.dcmread(str(realworld.REALWORLD / "siemens_ct_jpegll" / "bad_sequence.dcm"))
+    frame = next(pydicom.encaps.generate_frames(lossless.PixelData)) if hasattr(pydicom.encaps, "generate_frames") else \
+        pydicom.encaps.generate_pixel_data_frame(lossless.PixelData).__next__()
+    assert lossy_code_stream(frame, "1.2.840.10008.1.2.4.70") is None  # process 14: lossless
+    # the same check inside a batch: a CT whose JPEG lossless stream is swapped for a baseline one
+    inp = tmp_path / "in"
+    inp.mkdir()
+    lossless.PixelData = pydicom.encaps.encapsulate([stream])
+    lossless.save_as(str(inp / "relabelled.dcm"), enforce_file_format=False)
+    got = run(inp, tmp_path / "out")["by"]["relabelled.dcm"]
+    assert got.fate == "refused" and "baseline" in got.reason, got
+
+
+def _deidentify(ds: Dataset) -> HeaderContext:
+    ctx = HeaderContext(SecretKey(bytes(range(32))), default_profile(), "subject01", -400, 3600, str(ds.SOPClassUID))
+    deidentify_header(ds, ctx)
+    return ctx
+
+
+def test_annex_e_codes_resolve_by_the_type_in_the_iod() -> None:
+    ds = pydicom.dcmread(str(CT_FILE))
+    reference = Dataset()
+    reference.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+    reference.ReferencedSOPInstanceUID = "1.2.3.4.5"
+    ds.ReferencedStudySequence = Sequence([reference])  # X/Z, Type 3 in General Study: removed, not zero items
+    ds.ReferringPhysicianName = "Doctor^Who"  # Z, Type 2: present, empty
+    ds.AccessionNumber = "A123456"  # Z, Type 2
+    ds.OperatorsName = "Op^Olga"  # X/Z/D, Type 3: removed
+    ds.add_new(0x00181000, "LO", "SN-4711")  # Device Serial Number: X/Z/D, Type 3 in General Equipment
+    ds.add_new(0x00091010, "LO", "private")
+    ds.add_new(0x00211001, "SQ", Sequence([Dataset()]))
+    ds.add_new(0x00189999, "LO", "not a standard attribute of this IOD")  # unknown: removed
+    _deidentify(ds)
+    assert "ReferencedStudySequence" not in ds
+    assert "ReferringPhysicianName" in ds and not ds.ReferringPhysicianName
+    assert "AccessionNumber" in ds and not ds.AccessionNumber
+    assert "OperatorsName" not in ds and "DeviceSerialNumber" not in ds
+    assert 0x00091010 not in ds and 0x00211001 not in ds and 0x00189999 not in ds
+
+
+def test_names_uids_dates_and_invalid_characteristics_follow_their_vr_rules() -> None:
+    ds = pydicom.dcmread(str(CT_FILE))
+    ds.PatientAge = "45"  # not an AS value: removed
+    ds.PatientSex = "X"  # not M, F or O: emptied
+    ds.StudyTime = "101500"
+    ds.StudyDate = "20200101"
+    ds.AcquisitionDateTime = "20200101233000.5+0100"
+    ds.add_new(0x00080017, "UI", "1.2.3.4.99")  # Acquisition UID: not in Annex E, an instance UID: replaced
+    ctx = _deidentify(ds)
+    assert "PatientAge" not in ds and ds.PatientSex in ("", None)
+    assert ds.StudyTime == "111500" and ds.StudyDate == "20181127"  # +1 h, -400 days
+    assert ds.AcquisitionDateTime == "20181128003000.5"  # one instant: the date rolls over, the zone goes
+    assert 0x00080017 not in ds or not str(ds[0x00080017].value).startswith("1.2.3.4")
+    assert "PatientAge: not a valid AS value; removed" in ctx.notes
+
+
+def test_shifts_keep_the_precision_of_the_value() -> None:
+    assert shift_time("1015", 90) == ("1016", 0)
+    assert shift_time("10:15:30", 3600) == ("11:15:30", 0)
+    assert shift_time("233000.123456", 3600) == ("003000.123456", 1)
+    assert shift_time("25", 0) is None
+    assert shift_datetime("2020", -400) == "2019"
+    assert shift_datetime("20200101", -1) == "20191231"
+
+
+@pytest.mark.parametrize("text", [
+    "Kowalski, Annemarie", "annemarie kowalski", "KOWALSKI^ANNEMARIE", "Annemarie", "Kowalski-Nowak", "kowalski_a",
+    "ID 12345678", "0012345678", "born 03.02.1965", "3 Feb 1965", "February 3, 1965", "1965-02-03", "19650203", "2/3/1965",
+])
+def test_identifiers_are_found_in_every_form(text: str) -> None:
+    ids = Identifiers.build([("Kowalski^Annemarie", "name"), ("0012345678", "id"), ("19650203", "date")])
+    hits = find_in_text(text, ids)
+    assert hits, text
+    assert "X" in clean_text(text, hits) and len(clean_text(text, hits)) == len(text)
+
+
+@pytest.mark.parametrize("text", ["Annotation", "KOWALSKIS"[:3], "1.2.840.10008.1.2", "20190203", "Kowalsky", "LIVER", "123456789"])
+def test_identifiers_do_not_match_other_words(text: str) -> None:
+    ids = Identifiers.build([("Kowalski^Annemarie", "name"), ("0012345678", "id"), ("19650203", "date"), ("Li^Wu", "name")])
+    assert find_in_text(text, ids) == [], text
+
+
+def test_names_in_declared_character_sets_are_found_and_bytes_searched() -> None:
+    for who, codec in realworld.SCRIPTS:
+        ids = Identifiers.build([(who.pn, "name")])
+        assert find_in_text(f"note on {who.family} {who.given}", ids), who
+        assert find_in_text(who.family, ids), who
+
+
+def test_a_sequence_stored_as_binary_is_removed_not_kept() -> None:
+    ds = pydicom.dcmread(str(CT_FILE))
+    inner = Dataset()
+    inner.PatientName = "Hidden^Harry"
+    ds.add_new(0x00081140, "OB", b"\xfe\xff\x00\xe0\x10\x00\x00\x00" + struct.pack("<HH", 0x10, 0x10) + b"\x0c\x00\x00\x00Hidden^Harry")
+    ctx = _deidentify(ds)
+    assert 0x00081140 not in ds and any("binary VR" in n for n in ctx.notes)
