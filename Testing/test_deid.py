@@ -254,7 +254,7 @@ def test_cli_refuses_key_in_output_and_reports_in_one_line(study, tmp_path: Path
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 1, run.stderr  # lossy and burned-in files were refused
     assert "refused: other/burned.dcm: Burned In Annotation is 'YES'" in run.stdout
-    assert "leak scan: 0 hit(s)" in run.stdout
+    assert "identifiers in uncleanable bytes: 0 file(s)" in run.stdout
 
 
 def test_profile_errors_are_clear(tmp_path: Path) -> None:

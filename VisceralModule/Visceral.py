@@ -218,7 +218,7 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             with slicer.util.tryWithErrorDisplay(_("De-identification failed."), waitCursor=True):
                 report = self.logic.deidentifyFolder(source, str(self._parameterNode.importFolder), progress=progress)
                 fates = report.fates()
-                self._report([", ".join(f"{n} {fate}" for fate, n in fates.items()), f"leak scan: {report.leak_count()} hit(s)",
+                self._report([", ".join(f"{n} {fate}" for fate, n in fates.items()), f"identity cleaned in {report.cleaned_count()} file(s); left in bytes: {report.leak_count()} file(s)",
                               f"private folder (key, linkage, reports): {report.private_dir}"])
         finally:
             dialog.close()

@@ -126,7 +126,8 @@ def _cmd_deidentify(args: argparse.Namespace) -> int:
         if f.fate in ("refused", "failed", "skipped", "dropped"):
             print(f"{f.fate}: {f.source}: {f.reason}")
     fates = report.fates()
-    print(", ".join(f"{n} {fate}" for fate, n in fates.items()) + f"; leak scan: {report.leak_count()} hit(s)")
+    print(", ".join(f"{n} {fate}" for fate, n in fates.items()) + f"; identity cleaned in kept text of {report.cleaned_count()} "
+          f"file(s); identifiers in uncleanable bytes: {report.leak_count()} file(s), refused")
     print(f"release: {report.output}")
     print(f"private (key, linkage table, reports; keep it away from the release): {report.private_dir}")
     if report.key_created:
@@ -156,7 +157,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     result = run_demo(args.output, progress=None if args.quiet else ProgressBar(), jobs=args.jobs)
     print(f"data set:  {result.dataset}  ({len(result.images)} images; validation: {len(result.validation.errors)} errors, "
           f"{len(result.validation.warnings)} warnings)")
-    print(f"de-identified DICOM: {result.release}  (leak scan: {result.deid.leak_count()} hits)")
+    print(f"de-identified DICOM: {result.release}  (identifiers left in bytes: {result.deid.leak_count()} files)")
     print(f"report:    {result.report_html}")
     return EXIT_OK if result.validation.ok and result.deid.leak_count() == 0 else EXIT_PROBLEMS
 
@@ -189,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", metavar="FILE", help="secret key (created if missing); default OUTPUT.private/key.hex")
     p.add_argument("--linkage", metavar="FILE", help="linkage table original patient -> subject; default OUTPUT.private/linkage.csv")
     p.add_argument("--report-dir", metavar="DIR", help="where the audit reports go; default OUTPUT.private")
-    p.add_argument("--conformance", choices=("all", "sample", "off"), default="all",
-                   help="dciodvfy check of every file (all), of the first file of each series (sample), or none")
+    p.add_argument("--conformance", choices=("all", "sample", "off"), default="sample",
+                   help="every output is checked against its IOD in process; dciodvfy, where installed, checks as a second "
+                        "opinion every file (all), the first file of each series (sample, the default), or none (off)")
     _add_batch_options(p, "worker processes (default: all cores)")
     p.set_defaults(func=_cmd_deidentify)
     p = sub.add_parser("convert", help="convert (de-identified) DICOM into a VISCERAL data set")

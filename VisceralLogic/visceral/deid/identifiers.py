@@ -198,15 +198,15 @@ _LETTER_OR_DIGIT = r"[^\W_]"
 
 
 @lru_cache(maxsize=256)
-def _word_pattern(words: FrozenSet[str], subs: FrozenSet[str], uids: FrozenSet[str]) -> Optional["re.Pattern[str]"]:
+def _word_pattern(words: FrozenSet[str], subs: FrozenSet[str]) -> Optional["re.Pattern[str]"]:
+    """One expression for the words and substrings of a subject (the same for every file of a
+    series: compiled once); UIDs, different in every file, are searched as plain substrings."""
     alternatives = []
     if words:
         body = "|".join(re.escape(w).replace(r"\ ", r"[\s\^,;./\\_\-]*") for w in sorted(words, key=len, reverse=True))
         alternatives.append(rf"(?<!{_LETTER_OR_DIGIT})(?:{body})(?!{_LETTER_OR_DIGIT})")
     if subs:
         alternatives.append("|".join(re.escape(s) for s in sorted(subs, key=len, reverse=True)))
-    if uids:
-        alternatives.append(rf"(?<![\d.])(?:{'|'.join(re.escape(u) for u in sorted(uids, key=len, reverse=True))})(?![\d])")
     if not alternatives:
         return None
     return re.compile("|".join(f"(?:{a})" for a in alternatives), re.IGNORECASE)
@@ -263,13 +263,20 @@ def find_in_text(text: str, ids: Identifiers) -> List[Hit]:
     # NFKC case folding may change the length (ß -> ss): search the folded text and map back only
     # when lengths agree; otherwise report the whole value.
     same_length = len(folded) == len(text)
-    pattern = _word_pattern(ids.words, ids.substrings, ids.uids)
+    pattern = _word_pattern(ids.words, ids.substrings)
     if pattern is not None:
         for match in pattern.finditer(folded):
             if same_length:
                 hits.append(Hit(match.start(), match.end(), "identifier"))
             else:
                 return [Hit(0, len(text), "identifier")]
+    for uid in ids.uids:
+        start = text.find(uid)
+        while start >= 0:
+            end = start + len(uid)
+            if not text[end:end + 1].isdigit() and not (start and (text[start - 1].isdigit() or text[start - 1] == ".")):
+                hits.append(Hit(start, end, IdentifierKind.UID))
+            start = text.find(uid, start + 1)
     if ids.dates and any(c.isdigit() for c in text):
         for start, end, candidates in _dates_in(text):
             if any(d in ids.dates for d in candidates):
@@ -292,7 +299,7 @@ def _byte_forms(ids: Identifiers, encodings: Tuple[str, ...]) -> Tuple[List[byte
     """(ASCII forms, searched case-insensitively in printable runs; other encoded forms, searched exactly)."""
     ascii_forms: Set[bytes] = set()
     other: Set[bytes] = set()
-    texts = set(ids.words) | set(ids.substrings) | set(ids.uids)
+    texts = set(ids.words) | set(ids.substrings)
     for d in ids.dates:
         texts.add(d.strftime("%Y%m%d"))
     for text in texts:
@@ -324,8 +331,20 @@ def _bytes_pattern(forms: Tuple[bytes, ...]) -> "re.Pattern[bytes]":
 
 
 def printable_runs(data: bytes, min_length: int = MIN_BYTES) -> bytes:
-    """Every run of at least ``min_length`` printable ASCII bytes of ``data``, joined by NUL."""
-    arr = np.frombuffer(data, dtype=np.uint8)
+    """Every run of at least ``min_length`` printable ASCII bytes of ``data``, joined by NUL.
+
+    Pixel data rarely holds such runs: a run of 4 or more bytes holds two odd-offset printable bytes
+    two apart, so only the bytes up to the last such pair are searched (for 16-bit images below
+    8192, just the header): ~0.2 ms for a 512x512 CT slice.
+    """
+    size = len(data)
+    if min_length >= 4 and size > 8192:
+        words = np.frombuffer(data, dtype=np.uint16, count=size // 2)
+        high = (words - np.uint16(0x2000)) < np.uint16(0x5F00)  # the odd-offset byte is printable
+        pairs = np.flatnonzero(high[:-1] & high[1:])
+        # every run holds such a pair (odd bytes 2j+1, 2j+3) and ends before byte 2j+5 of the last pair j
+        size = min(size, 2 * int(pairs[-1]) + 5) if pairs.size else 0
+    arr = np.frombuffer(data, dtype=np.uint8, count=size)
     if arr.size < min_length:
         return b""
     printable = (arr - np.uint8(0x20)) < np.uint8(0x5F)
@@ -348,12 +367,19 @@ def find_in_bytes(data: bytes, ids: Identifiers, encodings: Tuple[str, ...] = ("
     header_end = len(data) if header_end is None else header_end
     ascii_forms, other_forms = _byte_forms(ids, encodings)
     where: List[str] = []
+    header_runs = printable_runs(data[:header_end])
+    pixel_runs = printable_runs(data[header_end:]) if header_end < len(data) else b""
     if ascii_forms:
         pattern = _bytes_pattern(tuple(ascii_forms))
-        if pattern.search(printable_runs(data[:header_end]).lower()):
+        if pattern.search(header_runs.lower()):
             where.append("header bytes")
-        if header_end < len(data) and pattern.search(printable_runs(data[header_end:]).lower()):
+        if pixel_runs and pattern.search(pixel_runs.lower()):
             where.append("pixel data")
+    for uid in sorted(ids.uids):
+        needle = uid.encode("ascii", "ignore")
+        for runs, place in ((header_runs, "header bytes"), (pixel_runs, "pixel data")):
+            if place not in where and re.search(rb"(?<![0-9.])" + re.escape(needle) + rb"(?![0-9])", runs):
+                where.append(place)
     header = data[:header_end]
     for form in other_forms:
         if form in header:
@@ -381,7 +407,8 @@ def found_in_kept_text(decoded: Iterable[Tuple[str, int, str]], ids: Identifiers
     """True when an identifier occurs in one of the (keyword, tag, text) values of a text VR."""
     if not ids:
         return False
-    return any(_dictionary_vr(tag) in TEXT_VRS and find_in_text(text, ids) for _, tag, text in decoded if not tag >> 16 & 1)
+    texts = [text for _, tag, text in decoded if not tag >> 16 & 1 and _dictionary_vr(tag) in TEXT_VRS]
+    return bool(find_in_text("\n".join(texts), ids))  # one pass; a newline is no letter: words stay apart
 
 
 def clean_dataset(ds: object, ids: Identifiers) -> List[str]:

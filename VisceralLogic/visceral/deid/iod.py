@@ -145,6 +145,7 @@ class IOD:
         return f"IOD({self.sop_class_uid!r}, {self.iod_name!r})"
 
     def module(self, index: int) -> Module:
+        """The module or macro with table index ``index`` (as in the entries of :meth:`content`)."""
         return self._table.modules[index]
 
     def usage_of(self, index: int) -> str:

@@ -127,13 +127,18 @@ class DeidReport:
         return {cls: dict(sorted(c.items())) for cls, c in sorted(totals.items())}
 
     def leak_count(self) -> int:
-        return sum(len(f.leaks) for f in self.files)
+        """Files in which an identifier remained where it could not be cleaned (each was refused)."""
+        return sum(1 for f in self.files if f.leaks)
+
+    def cleaned_count(self) -> int:
+        """Files released after an identifier was overwritten in a kept attribute."""
+        return sum(1 for f in self.files if f.cleaned and f.fate == "released")
 
     def to_json(self) -> str:
         # Shallow copies: every field holds JSON values already (dataclasses.asdict deep-copies them all).
         data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "files"}
         data["files"] = [dict(vars(f)) for f in self.files]
-        data["summary"] = {"fates": dict(self.fates()), "actions": self.action_totals(), "leaks": self.leak_count(), "ok": self.ok}
+        data["summary"] = {"fates": dict(self.fates()), "actions": self.action_totals(), "leaks": self.leak_count(), "cleaned": self.cleaned_count(), "ok": self.ok}
         return json.dumps(data, indent=1)
 
     def to_text(self) -> str:
@@ -145,7 +150,8 @@ class DeidReport:
             f"profile: {self.profile}; conformance check: {self.conformance_mode}; private folder: {self.private_dir}",
             f"subjects: {self.subjects} ({self.new_subjects} new in this run)",
             "files: " + ", ".join(f"{n} {fate}" for fate in FATES if (n := fates[fate])),
-            f"leak scan: {self.leak_count()} hit(s)",
+            f"identity: cleaned in kept text of {self.cleaned_count()} released file(s); left in uncleanable bytes of "
+            f"{self.leak_count()} file(s), all refused",
             "",
             "Actions per attribute class:",
         ]
@@ -602,7 +608,8 @@ def _conformance(task: _Task, source: Path, data: bytes, ds: Optional[pydicom.Da
     """New conformance errors of the output ``data`` against its input: the in-process IOD check
     always, ``dciodvfy`` too where the task asks for it and it is installed."""
     output = ds if ds is not None else pydicom.dcmread(BytesIO(data), stop_before_pixels=True, force=True)
-    errors = added_errors(_input_findings(str(source)), _findings(output))
+    found = _findings(output)
+    errors = added_errors(_input_findings(str(source)), found) if found else []  # the input is read only when needed
     result.conformance = "in-process: checked"
     if task.check_conformance and dciodvfy_path():
         with tempfile.TemporaryDirectory(prefix="visceral-check-") as folder:
@@ -791,7 +798,7 @@ def deidentify(
     linkage_file: Optional[PathLike] = None,
     report_dir: Optional[PathLike] = None,
     jobs: int = 1,
-    conformance: str = "all",
+    conformance: str = "sample",
     progress: Optional[Progress] = None,
 ) -> DeidReport:
     """De-identify the DICOM tree ``input_dir`` into the release folder ``output_dir``.
@@ -802,13 +809,13 @@ def deidentify(
         linkage_file: original patient -> subject number; default ``<OUTPUT>.private/linkage.csv``.
         report_dir: where the audit reports go; default ``<OUTPUT>.private``.
         jobs: worker processes.
-        conformance: ``"all"`` files checked with dciodvfy, ``"sample"`` the first file of each
-            series, or ``"off"``.
+        conformance: every output is checked against its IOD in process; ``dciodvfy``, where it is
+            installed, checks too: ``"all"`` files, ``"sample"`` the first file of each series, or ``"off"``.
         progress: ``progress(done, total, stage)``.
 
     Raises:
         VisceralError: bad folders, a private file placed inside OUTPUT or INPUT, a bad profile,
-            a conformance check asked for without dciodvfy.
+            an unknown conformance mode.
     """
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
     if not input_dir.is_dir():
