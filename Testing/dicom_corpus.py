@@ -20,7 +20,6 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
-
 from visceral.deid.tables import annex_e
 from visceral.demo.dicomgen import (  # noqa: F401  (re-exported for the tests)
     CT_STORAGE,
@@ -32,7 +31,7 @@ from visceral.demo.dicomgen import (  # noqa: F401  (re-exported for the tests)
     base_dataset,
     slice_normal,
 )
-
+from visceral.fileio import write_dicom
 
 # Attributes the generator sets itself (structure, identity, kept characteristics): not planted.
 _NOT_PLANTED = {
@@ -82,7 +81,7 @@ def write_series(folder: Path, patient: Patient, spec: SeriesSpec, plant: bool =
             out.sentinels += plant_sentinels(ds, f"{spec.series_number}{k:02d}")
         ds.PixelData = voxels[k].tobytes()
         path = folder / f"{name_prefix}{spec.series_number:02d}{k:04d}.dcm"
-        ds.save_as(str(path), enforce_file_format=True)
+        write_dicom(ds, str(path), conform=True)
         out.paths.append(path)
     out.sentinels += [patient.patient_id, patient.name, patient.birth_date, study_uid, series_uid, frame_uid,
                       f"A{patient.patient_id}"[:16], "Referrer^Rita^^Dr.", "St. Example Hospital", "1 Example Road, Exampletown",
@@ -161,7 +160,7 @@ def write_secondary_capture(path: Path, patient: Patient) -> Path:
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = SC_STORAGE
     ds.Modality = "OT"
     ds.PixelData = np.zeros((16, 20), np.int16).tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
+    write_dicom(ds, str(path), conform=True)
     return path
 
 
@@ -174,7 +173,7 @@ def variant(src: Path, dst: Path, **changes: object) -> Path:
         else:
             setattr(ds, keyword, value)
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(prefix=UID_PREFIX)
-    ds.save_as(str(dst), enforce_file_format=False)
+    write_dicom(ds, str(dst), conform=False)
     return dst
 
 
@@ -248,5 +247,5 @@ def write_enhanced_mr(path: Path, patient: Patient, spec: SeriesSpec, echo_times
         dimensions.append(dim)
     ds.DimensionIndexSequence = DicomSequence(dimensions)
     ds.PixelData = voxels.tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
+    write_dicom(ds, str(path), conform=True)
     return Written([path], voxels)

@@ -19,6 +19,7 @@ from typing import Dict, List, Tuple
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from visceral.fileio import write_dicom
 
 REALWORLD = Path(__file__).resolve().parent / "data" / "realworld"
 
@@ -108,7 +109,7 @@ def plant_identity(src: Path, dst: Path, who: Identity = LATIN) -> Path:
     block.add_new(0x10, "LO", who.pn)
     block.add_new(0x11, "OB", f"{who.family} {who.given}".encode("utf-16-le"))
     dst.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(str(dst), enforce_file_format=False)
+    write_dicom(ds, str(dst), conform=False)
     return dst
 
 

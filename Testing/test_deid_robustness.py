@@ -13,19 +13,24 @@ import tracemalloc
 from pathlib import Path
 from typing import Dict
 
+import dicom_corpus as corpus
 import pydicom
 import pytest
+import realworld
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-
-import dicom_corpus as corpus
-import realworld
 from visceral.deid import deidentify
 from visceral.deid.identifiers import Identifiers, clean_text, find_in_text
 from visceral.deid.identity import SecretKey
 from visceral.deid.pipeline import lossy_code_stream
 from visceral.deid.profile import default_profile
-from visceral.deid.rules import HeaderContext, deidentify_header, shift_datetime, shift_time
+from visceral.deid.rules import (
+    HeaderContext,
+    deidentify_header,
+    shift_datetime,
+    shift_time,
+)
+from visceral.fileio import write_dicom
 
 PATIENT = corpus.Patient("PID-ROBUST-0001", "Robust^Rosalind", "19590612", "F", None)
 CT_FILE = realworld.REALWORLD / "philips_ct_axial" / "I140.dcm"
@@ -77,13 +82,15 @@ def test_same_instance_uid_of_two_patients_both_released_and_truncated_copy_neve
     other = corpus.Patient("PID-OTHER-0002", "Other^Otto", "19600101", "M", None)
     ds = pydicom.dcmread(str(first))
     ds.PatientID, ds.PatientName = other.patient_id, other.name
-    ds.save_as(str(inp / "b.dcm"), enforce_file_format=False)  # same SOP Instance UID, another patient
+    write_dicom(ds, str(inp / "b.dcm"), conform=False)  # same SOP Instance UID, another patient
     intact = corpus.write_series(inp / "z", PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=1, series_number=3)).paths[0]
     (inp / "0_truncated_copy.dcm").write_bytes(intact.read_bytes()[:-40])  # sorts first
     result = run(inp, tmp_path / "out")
     by = result["by"]
     assert by["b.dcm"].fate == "released" and by[first.relative_to(inp).as_posix()].fate == "released"
     assert by["b.dcm"].subject != by[first.relative_to(inp).as_posix()].subject
+    uids = {pydicom.dcmread(str(tmp_path / "out" / by[s].output)).SOPInstanceUID for s in ("b.dcm", first.relative_to(inp).as_posix())}
+    assert len(uids) == 2  # two images, two UIDs in the release
     assert by[intact.relative_to(inp).as_posix()].fate == "released"
     assert by["0_truncated_copy.dcm"].fate == "skipped" and "same SOP Instance UID" in by["0_truncated_copy.dcm"].reason
 
@@ -150,7 +157,7 @@ def test_a_lossy_code_stream_inside_a_lossless_transfer_syntax_is_refused(tmp_pa
     inp = tmp_path / "in"
     inp.mkdir()
     lossless.PixelData = pydicom.encaps.encapsulate([stream])
-    lossless.save_as(str(inp / "relabelled.dcm"), enforce_file_format=False)
+    write_dicom(lossless, str(inp / "relabelled.dcm"), conform=False)
     got = run(inp, tmp_path / "out")["by"]["relabelled.dcm"]
     assert got.fate == "refused" and "baseline" in got.reason, got
 

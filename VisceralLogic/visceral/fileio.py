@@ -12,7 +12,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, Union
+from typing import IO, Iterator, Optional, Union
 
 PathLike = Union[str, Path]
 
@@ -81,3 +81,19 @@ def _atomic_output_path(path: Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def write_dicom(ds: object, target: object, conform: bool = False, implicit_vr: Optional[bool] = None) -> None:
+    """Write pydicom data set ``ds`` to ``target`` (a path or a binary buffer) on pydicom 2.4
+    (3D Slicer 5.8/5.10) and 3.x alike: ``conform`` writes a standard file (preamble, file meta);
+    otherwise the data set is written as read (its transfer syntax and encoding kept).
+    ``implicit_vr`` forces a little-endian encoding."""
+    import pydicom
+
+    if int(pydicom.__version__.split(".")[0]) >= 3:
+        extra = {} if implicit_vr is None else {"implicit_vr": implicit_vr, "little_endian": True}
+        pydicom.dcmwrite(target, ds, enforce_file_format=conform, **extra)
+    else:
+        if implicit_vr is not None:
+            ds.is_implicit_VR, ds.is_little_endian = implicit_vr, True  # type: ignore[attr-defined]
+        pydicom.dcmwrite(target, ds, write_like_original=not conform)

@@ -41,21 +41,19 @@ class IdentifierKind:
     NAME = "name"
     ID = "id"
     DATE = "date"
+    TIME = "time"
     UID = "uid"
     TEXT = "text"
 
 
-#: Attributes whose values identify a person or a place (besides every PN, DA/DT and UI value).
+#: Attributes whose values identify a person or a place (besides every PN, DA/DT, TM and UI value).
 IDENTIFYING_KEYWORDS = frozenset((
-    "PatientID", "OtherPatientIDs", "AccessionNumber", "MedicalRecordLocator", "PatientAddress", "PatientTelephoneNumbers",
-    "PatientTelecomInformation", "RegionOfResidence", "MilitaryRank", "BranchOfService", "PatientInsurancePlanCodeSequence",
-    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "PersonAddress", "PersonTelephoneNumbers",
-    "PersonTelecomInformation", "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers", "ReferringPhysicianTelecomInformation",
-    "RequestedProcedureID", "PerformedProcedureStepID", "ScheduledProcedureStepID", "FillerOrderNumberImagingServiceRequest",
-    "PlacerOrderNumberImagingServiceRequest", "AdmissionID", "ServiceEpisodeID", "ResponsibleOrganization", "IssuerOfAdmissionID",
-    "StudyID", "OtherPatientIDsSequence", "PatientPrimaryLanguageCodeSequence", "ConfidentialityConstraintOnPatientDataDescription",
-    "OperatorIdentificationSequence", "PersonIdentificationCodeSequence", "InstitutionCodeSequence",
-    "PatientBirthDateInAlternativeCalendar", "PatientDeathDateInAlternativeCalendar",
+    "PatientID", "OtherPatientIDs", "AccessionNumber", "MedicalRecordLocator", "PatientTelephoneNumbers",
+    "PatientTelecomInformation", "MilitaryRank", "BranchOfService", "PersonTelephoneNumbers", "PersonTelecomInformation",
+    "ReferringPhysicianTelephoneNumbers", "ReferringPhysicianTelecomInformation", "RequestedProcedureID", "PerformedProcedureStepID",
+    "ScheduledProcedureStepID", "FillerOrderNumberImagingServiceRequest", "PlacerOrderNumberImagingServiceRequest", "AdmissionID",
+    "ServiceEpisodeID", "IssuerOfAdmissionID", "StudyID", "PatientBirthDateInAlternativeCalendar",
+    "PatientDeathDateInAlternativeCalendar", "ClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID",
 ))
 _TEXT_KEYWORDS = frozenset(("InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "PatientAddress", "PersonAddress",
                             "ReferringPhysicianAddress", "ResponsibleOrganization", "RegionOfResidence"))
@@ -68,6 +66,8 @@ def identifier_kind(keyword: str, vr: str) -> Optional[str]:
         return IdentifierKind.NAME
     if vr in ("DA", "DT"):
         return IdentifierKind.DATE
+    if vr == "TM":
+        return IdentifierKind.TIME
     if vr == "UI":
         return IdentifierKind.UID
     if keyword in _TEXT_KEYWORDS:
@@ -78,15 +78,25 @@ def identifier_kind(keyword: str, vr: str) -> Optional[str]:
 
 
 # -- forms ------------------------------------------------------------------------------------------------
-_NAME_SPLIT = re.compile(r"[\^=,;/\\\s.\-_'()]+")
+_NAME_SPLIT = re.compile(r"[\^=,;/\\\s.\-_'()\u2019`]+")
 #: Shortest name part searched: ASCII parts of 1-2 letters (initials, "Li") occur in every text;
 #: parts in other alphabets from two letters; CJK parts from one character (a family name often is one).
 MIN_ASCII_PART = 3
 MIN_OTHER_PART = 2
 #: Shortest ID searched as a token (a one-character ID is any digit of any number).
 MIN_ID = 2
-#: Shortest identifier searched in the raw bytes (shorter runs occur in pixel data by chance).
+#: Shortest identifier searched in pixel data (shorter runs occur in 8-bit pixels by chance).
 MIN_BYTES = 4
+#: Words of institution names and addresses that identify nothing by themselves.
+_GENERIC_WORDS = frozenset((
+    "university", "universitat", "universitaet", "universitatsklinikum", "universitaetsklinikum", "hospital", "hopital", "ospedale",
+    "hospitals", "klinikum", "klinik", "kliniken", "clinic", "clinics", "clinica", "clinique", "medical", "medicine", "medizin",
+    "center", "centre", "centrum", "zentrum", "radiology", "radiologie", "radiologia", "imaging", "institute", "institut", "instituto",
+    "department", "abteilung", "general", "national", "regional", "street", "strasse", "straße", "road", "avenue", "health",
+    "healthcare", "research", "foundation", "sciences", "science", "school", "college", "faculty", "diagnostic", "diagnostics",
+    "private", "public", "group", "services", "service", "system", "systems", "saint", "sankt",
+))
+_TRANSLITERATION = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "æ": "ae", "ø": "oe", "å": "aa"})
 
 
 def _fold(text: str) -> str:
@@ -94,90 +104,142 @@ def _fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-def _name_parts(name: str) -> List[str]:
-    parts = []
-    for part in _NAME_SPLIT.split(name):
-        part = part.strip()
-        if not part:
-            continue
-        if len(part) >= (MIN_ASCII_PART if part.isascii() else MIN_OTHER_PART if _has_spaces_script(part) else 1):
-            parts.append(part)
-    return parts
+def _ascii_forms(text: str) -> Set[str]:
+    """Latin text as a search would meet it typed on an ASCII keyboard: accents dropped
+    (``Müller`` -> ``Muller``) and German transliteration (``Mueller``)."""
+    forms = {text.translate(_TRANSLITERATION)}
+    forms.add("".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)))
+    return {f for f in forms if f != text}
 
 
-def _id_forms(value: str) -> List[str]:
+def _long_enough(part: str) -> bool:
+    return len(part) >= (MIN_ASCII_PART if part.isascii() else MIN_OTHER_PART if _has_spaces_script(part) else 1)
+
+
+def _name_forms(component: str) -> Set[str]:
+    """A name component (``O'Brien-Smith^Siobhan``): the whole (separators free), every part, and
+    every run of adjacent parts written together (``OBrien``, ``vanderBerg``, ``OBrienSmith``)."""
+    tokens = [t for t in _NAME_SPLIT.split(component) if t]
+    forms: Set[str] = set()
+    if len(" ".join(tokens)) >= MIN_ASCII_PART:
+        forms.add(" ".join(tokens))
+    for i in range(len(tokens)):
+        for j in range(i + 1, len(tokens) + 1):
+            joined = "".join(tokens[i:j])
+            if j - i == 1 and not _long_enough(joined):
+                continue
+            if j - i > 1 and len(joined) < 4:
+                continue
+            forms.add(joined)
+    for form in list(forms):
+        forms |= _ascii_forms(form)
+    return forms
+
+
+def _id_forms(value: str) -> Set[str]:
+    """An ID as written, without separators, without leading zeros, and each group of 5+ digits
+    (``AB-0000007`` -> ``AB0000007``; ``+49 6221 567890`` -> ``496221567890``, ``567890``)."""
     value = value.strip()
-    forms = [value] if len(value) >= MIN_ID else []
-    stripped = value.lstrip("0")
-    if value.isdigit() and stripped != value and len(stripped) >= 3:
-        forms.append(stripped)
-    digits = re.sub(r"[\s\-./]", "", value)
-    if digits != value and digits.isdigit() and len(digits) >= 5:
-        forms.append(digits)
+    forms = {value} if len(value) >= MIN_ID else set()
+    compact = re.sub(r"[\s\-./()+_]", "", value)
+    if compact != value and len(compact) >= 4:
+        forms.add(compact)
+    if re.fullmatch(r"[\d\s\-./()+]+", value):  # a number written in groups (a telephone number): each group
+        for number in re.findall(r"\d+", value):
+            if len(number) >= 5:
+                forms.add(number)
+    if value.isdigit() and len(value.lstrip("0")) >= 3 and value.lstrip("0") != value:
+        forms.add(value.lstrip("0"))
+    prefix_digits = re.fullmatch(r"([A-Za-z]*)[\s\-./_]*0*(\d{3,})", value)
+    if prefix_digits:
+        forms.add(prefix_digits.group(1) + prefix_digits.group(2))
+    return forms
+
+
+def _text_forms(value: str) -> Set[str]:
+    """An institution name or address: the whole, and each distinctive word (5+ letters, not a
+    generic word such as *hospital* or *street*)."""
+    whole = " ".join(value.split())
+    forms = {whole} if len(whole) >= MIN_BYTES else set()
+    for word in re.findall(r"[^\W\d_]{5,}", value):
+        if _fold(word) not in _GENERIC_WORDS and _fold(word.translate(_TRANSLITERATION)) not in _GENERIC_WORDS:
+            forms.add(word)
+            forms |= _ascii_forms(word)
     return forms
 
 
 def _parse_da(text: str) -> Optional[_dt.date]:
-    text = text.strip()[:8]
-    if len(text) == 8 and text.isdigit():
+    """A DA value (``YYYYMMDD``), or a date written in any notation :func:`_dates_in` knows."""
+    text = text.strip()
+    if len(text) >= 8 and text[:8].isdigit():
         try:
             return _dt.date(int(text[:4]), int(text[4:6]), int(text[6:8]))
         except ValueError:
-            return None
-    return None
+            pass
+    candidates = [dates for _, _, dates in _dates_in(text)]
+    return candidates[0][0] if candidates and len(candidates[0]) == 1 else None
 
 
 @dataclass(frozen=True)
 class Identifiers:
-    """The identifiers of one file's subject, staff and institution, ready to search."""
+    """The identifiers of one subject (with its staff and institution), ready to search."""
 
-    #: folded words and phrases searched with letter boundaries (names, their parts, IDs, texts)
+    #: folded words and phrases, searched where no letter or digit of the same kind touches them
     words: FrozenSet[str] = frozenset()
     #: folded parts in scripts without word spaces (CJK), searched as plain substrings
     substrings: FrozenSet[str] = frozenset()
     dates: FrozenSet[_dt.date] = frozenset()
+    #: original times of day with seconds (``HHMMSS``)
+    times: FrozenSet[str] = frozenset()
     uids: FrozenSet[str] = frozenset()
 
     @classmethod
     def build(cls, originals: Iterable[Tuple[str, str]], written: Iterable[str] = ()) -> "Identifiers":
         """From (value, kind) pairs (see :func:`identifier_kind`).  Values the de-identification
-        wrote itself (pseudonym, dummies) are not identifiers, whatever the input held."""
-        skip = {_fold(w) for w in written if w}
+        wrote itself (pseudonym, dummies, shifted dates and times) are not identifiers, whatever the
+        input held."""
+        written = {w.strip() for w in written if w}
+        skip = {_fold(w) for w in written}
         words: Set[str] = set()
         subs: Set[str] = set()
         dates: Set[_dt.date] = set()
+        times: Set[str] = set()
         uids: Set[str] = set()
         for value, kind in originals:
             value = str(value).strip()
-            if not value:
+            if not value or value in written:
                 continue
             if kind == IdentifierKind.DATE:
                 found = _parse_da(value)
                 if found is not None:
                     dates.add(found)
+                if len(value) > 8 and value[:8].isdigit():  # a date-time: its time too
+                    kind, value = IdentifierKind.TIME, value[8:]
+                else:
+                    continue
+            if kind == IdentifierKind.TIME:
+                digits = value.replace(":", "").split(".")[0]
+                if len(digits) >= 6 and digits[:6].isdigit() and digits[:6] not in _PLACEHOLDER_TIMES:
+                    times.add(digits[:6])
                 continue
             if kind == IdentifierKind.UID:
                 if len(value) >= 8 and not value.startswith("1.2.840.10008."):
                     uids.add(value)
                 continue
             if kind == IdentifierKind.NAME:
-                for component in value.split("="):
-                    whole = " ".join(p for p in _NAME_SPLIT.split(component) if p)
-                    if len(whole) >= MIN_ASCII_PART:
-                        words.add(_fold(whole))
-                    for part in _name_parts(component):
-                        (words if part.isascii() or _has_spaces_script(part) else subs).add(_fold(part))
+                forms = set().union(*(_name_forms(c) for c in value.split("=")))
             elif kind == IdentifierKind.ID:
-                for form in _id_forms(value):
-                    words.add(_fold(form))
-            elif len(value) >= MIN_BYTES:
-                words.add(_fold(" ".join(value.split())))
-        words -= skip
-        subs -= skip
-        return cls(frozenset(words), frozenset(subs), frozenset(dates), frozenset(uids))
+                forms = _id_forms(value)
+            else:
+                forms = _text_forms(value)
+            for form in forms:
+                (words if _has_spaces_script(form) else subs).add(_fold(form))
+        dates = {d for d in dates if d.strftime("%Y%m%d") not in written}
+        times -= written
+        return cls(frozenset(words - skip), frozenset(subs - skip), frozenset(dates), frozenset(times), frozenset(uids))
 
     def __bool__(self) -> bool:
-        return bool(self.words or self.substrings or self.dates or self.uids)
+        return bool(self.words or self.substrings or self.dates or self.times or self.uids)
 
 
 def _has_spaces_script(text: str) -> bool:
@@ -194,22 +256,28 @@ class Hit:
     kind: str
 
 
-_LETTER_OR_DIGIT = r"[^\W_]"
-
-
 @lru_cache(maxsize=256)
 def _word_pattern(words: FrozenSet[str], subs: FrozenSet[str]) -> Optional["re.Pattern[str]"]:
     """One expression for the words and substrings of a subject (the same for every file of a
-    series: compiled once); UIDs, different in every file, are searched as plain substrings."""
-    alternatives = []
-    if words:
-        body = "|".join(re.escape(w).replace(r"\ ", r"[\s\^,;./\\_\-]*") for w in sorted(words, key=len, reverse=True))
-        alternatives.append(rf"(?<!{_LETTER_OR_DIGIT})(?:{body})(?!{_LETTER_OR_DIGIT})")
-    if subs:
-        alternatives.append("|".join(re.escape(s) for s in sorted(subs, key=len, reverse=True)))
+    series: compiled once); where a match may stand is decided by :func:`_bounded`."""
+    alternatives = [re.escape(w).replace(r"\ ", r"[\s\^,;./\\_\-]*") for w in sorted(words | subs, key=len, reverse=True)]
     if not alternatives:
         return None
-    return re.compile("|".join(f"(?:{a})" for a in alternatives), re.IGNORECASE)
+    return re.compile("|".join(alternatives))
+
+
+def _kind(c: str) -> str:
+    return "digit" if c.isdigit() else "letter" if c.isalpha() else "other"
+
+
+def _bounded(text: str, folded: str, start: int, end: int, substring: bool) -> bool:
+    """A match stands on its own: the character before and after is not of the same kind (a letter
+    next to a letter, a digit next to a digit), or a case change marks a word (``JohnDoe``)."""
+    if substring:
+        return True
+    left = start == 0 or _kind(folded[start - 1]) != _kind(folded[start]) or (text[start - 1].islower() and text[start].isupper())
+    right = end == len(folded) or _kind(folded[end]) != _kind(folded[end - 1]) or (text[end - 1].islower() and text[end].isupper())
+    return left and right
 
 
 _MONTHS = {
@@ -219,31 +287,42 @@ _MONTHS = {
 _MONTH = r"(jan|feb|mär|maer|mar|apr|may|mai|jun|jul|aug|sep|oct|okt|nov|dec|dez)[a-zä]*\.?"
 _DATE_PATTERNS = (
     # 19650203, 1965-02-03, 1965.02.03, 1965/02/03 (year first)
-    (re.compile(r"(?<!\d)(\d{4})([-./]?)(\d{1,2})\2(\d{1,2})(?!\d)"), ("y", "m", "d")),
-    # 03.02.1965, 3-2-1965, 02/03/1965 (day or month first)
-    (re.compile(r"(?<!\d)(\d{1,2})([-./])(\d{1,2})\2(\d{4})(?!\d)"), ("a", "b", "y")),
+    (re.compile(r"(?<!\d)(\d{4})([-./ ]?)(\d{1,2})\2(\d{1,2})(?!\d)"), "ymd"),
+    # 03.02.1965, 3-2-1965, 02/03/1965, 03021965 (day or month first)
+    (re.compile(r"(?<!\d)(\d{1,2})([-./ ]?)(\d{1,2})\2(\d{4})(?!\d)"), "dmy"),
+    # 03.02.65, 650203, 030265 (two-digit years)
+    (re.compile(r"(?<!\d)(\d{2})([-./]?)(\d{2})\2(\d{2})(?!\d)"), "short"),
     # 3 Feb 1965, 03-Feb-1965, 3. Februar 1965
-    (re.compile(rf"(?<!\d)(\d{{1,2}})(?:st|nd|rd|th)?[\s.\-/]*{_MONTH}[\s.,\-/]*(\d{{4}})(?!\d)", re.IGNORECASE), ("d", "M", "y")),
+    (re.compile(rf"(?<!\d)(\d{{1,2}})(?:st|nd|rd|th)?[\s.\-/]*{_MONTH}[\s.,\-/]*(\d{{4}})(?!\d)", re.IGNORECASE), "dMy"),
     # Feb 3, 1965, February 03 1965
-    (re.compile(rf"(?<![a-z]){_MONTH}[\s.\-/]*(\d{{1,2}})(?:st|nd|rd|th)?[\s.,\-/]*(\d{{4}})(?!\d)", re.IGNORECASE), ("M", "d", "y")),
+    (re.compile(rf"(?<![a-z]){_MONTH}[\s.\-/]*(\d{{1,2}})(?:st|nd|rd|th)?[\s.,\-/]*(\d{{4}})(?!\d)", re.IGNORECASE), "Mdy"),
+    # 1965 Feb 03, 1965-Feb-3
+    (re.compile(rf"(?<!\d)(\d{{4}})[\s.,\-/]*{_MONTH}[\s.\-/]*(\d{{1,2}})(?!\d)", re.IGNORECASE), "yMd"),
 )
+
+
+def _month(name: str) -> int:
+    return _MONTHS.get(name[:3].lower(), 0) or _MONTHS.get(name[:4].lower(), 0)
 
 
 def _dates_in(text: str) -> Iterable[Tuple[int, int, List[_dt.date]]]:
     """(start, end, candidate dates) of every date-like run in ``text``."""
     for pattern, order in _DATE_PATTERNS:
         for match in pattern.finditer(text):
-            groups = [g for i, g in enumerate(match.groups()) if not (order[0] in "ya" and i == 1)]  # drop the separator group
-            if order == ("y", "m", "d"):
-                y, m, d = int(groups[0]), int(groups[1]), int(groups[2])
-                candidates = [(y, m, d)]
-            elif order == ("a", "b", "y"):
-                a, b, y = int(groups[0]), int(groups[1]), int(groups[2])
-                candidates = [(y, b, a), (y, a, b)]
-            elif order == ("d", "M", "y"):
-                candidates = [(int(groups[2]), _MONTHS.get(groups[1][:3].lower(), 0) or _MONTHS.get(groups[1][:4].lower(), 0), int(groups[0]))]
+            g = match.groups()
+            if order == "ymd":
+                candidates = [(int(g[0]), int(g[2]), int(g[3]))]
+            elif order == "dmy":
+                candidates = [(int(g[3]), int(g[2]), int(g[0])), (int(g[3]), int(g[0]), int(g[2]))]
+            elif order == "short":
+                a, b, c = int(g[0]), int(g[2]), int(g[3])
+                candidates = [(century + y, m, d) for century in (1900, 2000) for y, m, d in ((a, b, c), (c, b, a), (c, a, b))]
+            elif order == "dMy":
+                candidates = [(int(g[2]), _month(g[1]), int(g[0]))]
+            elif order == "Mdy":
+                candidates = [(int(g[2]), _month(g[0]), int(g[1]))]
             else:
-                candidates = [(int(groups[2]), _MONTHS.get(groups[0][:3].lower(), 0) or _MONTHS.get(groups[0][:4].lower(), 0), int(groups[1]))]
+                candidates = [(int(g[0]), _month(g[1]), int(g[2]))]
             dates = []
             for y, m, d in candidates:
                 try:
@@ -254,8 +333,19 @@ def _dates_in(text: str) -> Iterable[Tuple[int, int, List[_dt.date]]]:
                 yield match.start(), match.end(), dates
 
 
-def find_in_text(text: str, ids: Identifiers) -> List[Hit]:
-    """Every identifier of ``ids`` in ``text`` (decoded), in any of the forms the module lists."""
+_TIME_IN_TEXT = re.compile(r"(?<![\d.])(\d{2})([:.h]?)(\d{2})\2(\d{2})(?!\d)")
+#: Times that are placeholders, not instants (midnight, noon).
+_PLACEHOLDER_TIMES = frozenset(("000000", "120000", "235959"))
+
+
+#: Shortest number searched in raw bytes: binary values and numbers rendered as text hold short ones by chance.
+MIN_BYTES_NUMBER = 5
+
+
+def find_in_text(text: str, ids: Identifiers, min_length: int = 1, min_number: int = 3) -> List[Hit]:
+    """Every identifier of ``ids`` in ``text`` (decoded), in any of the forms the module lists
+    (hits shorter than ``min_length`` characters, and numbers shorter than ``min_number`` digits,
+    are not reported)."""
     if not text or not ids:
         return []
     hits: List[Hit] = []
@@ -265,11 +355,15 @@ def find_in_text(text: str, ids: Identifiers) -> List[Hit]:
     same_length = len(folded) == len(text)
     pattern = _word_pattern(ids.words, ids.substrings)
     if pattern is not None:
+        base = text if same_length else folded
         for match in pattern.finditer(folded):
-            if same_length:
+            found = match.group(0)
+            if len(found) < min_length or (found.isdigit() and len(found) < min_number):
+                continue
+            if _bounded(base, folded, match.start(), match.end(), match.group(0) in ids.substrings):
+                if not same_length:
+                    return [Hit(0, len(text), "identifier")]
                 hits.append(Hit(match.start(), match.end(), "identifier"))
-            else:
-                return [Hit(0, len(text), "identifier")]
     for uid in ids.uids:
         start = text.find(uid)
         while start >= 0:
@@ -277,10 +371,14 @@ def find_in_text(text: str, ids: Identifiers) -> List[Hit]:
             if not text[end:end + 1].isdigit() and not (start and (text[start - 1].isdigit() or text[start - 1] == ".")):
                 hits.append(Hit(start, end, IdentifierKind.UID))
             start = text.find(uid, start + 1)
-    if ids.dates and any(c.isdigit() for c in text):
-        for start, end, candidates in _dates_in(text):
-            if any(d in ids.dates for d in candidates):
-                hits.append(Hit(start, end, IdentifierKind.DATE))
+    if (ids.dates or ids.times) and any(c.isdigit() for c in text):
+        if ids.dates:
+            for start, end, candidates in _dates_in(text):
+                if any(d in ids.dates for d in candidates):
+                    hits.append(Hit(start, end, IdentifierKind.DATE))
+        for match in _TIME_IN_TEXT.finditer(text) if ids.times else ():
+            if match.group(1) + match.group(3) + match.group(4) in ids.times:
+                hits.append(Hit(match.start(), match.end(), IdentifierKind.TIME))
     return hits
 
 
@@ -295,39 +393,35 @@ def clean_text(text: str, hits: List[Hit]) -> str:
 
 
 # -- bytes ------------------------------------------------------------------------------------------------
-def _byte_forms(ids: Identifiers, encodings: Tuple[str, ...]) -> Tuple[List[bytes], List[bytes]]:
-    """(ASCII forms, searched case-insensitively in printable runs; other encoded forms, searched exactly)."""
-    ascii_forms: Set[bytes] = set()
-    other: Set[bytes] = set()
-    texts = set(ids.words) | set(ids.substrings)
-    for d in ids.dates:
-        texts.add(d.strftime("%Y%m%d"))
-    for text in texts:
-        if len(text) < MIN_BYTES:
-            continue
+def _encoded_forms(ids: Identifiers, encodings: Tuple[str, ...]) -> List[bytes]:
+    """Non-ASCII identifiers encoded in the declared character sets, UTF-8 and UTF-16 (searched
+    exactly in the header bytes: decoding cannot reach a binary value)."""
+    forms: Set[bytes] = set()
+    for text in set(ids.words) | set(ids.substrings):
         if text.isascii():
-            ascii_forms.add(text.lower().encode("ascii"))
-            for variant in {text, text.upper(), text.lower(), text.title()}:
-                other.add(variant.encode("utf-16-le"))
-                other.add(variant.encode("utf-16-be"))
-        else:
-            for variant in {text, text.upper(), text.lower(), text.title()}:
-                for encoding in encodings + ("utf-8", "utf-16-le", "utf-16-be"):
-                    try:
-                        encoded = variant.encode(encoding)
-                    except (UnicodeEncodeError, LookupError):
-                        continue
-                    if len(encoded) >= MIN_BYTES:
-                        other.add(encoded)
-    return sorted(ascii_forms), sorted(other)
+            continue
+        for variant in {text, text.upper(), text.title()}:
+            for encoding in encodings + ("utf-8", "utf-16-le", "utf-16-be"):
+                try:
+                    encoded = variant.encode(encoding)
+                except (UnicodeEncodeError, LookupError):
+                    continue
+                if encoding == "iso2022_jp":  # the escapes around a run are not part of the name
+                    encoded = encoded.replace(b"\x1b$B", b"").replace(b"\x1b(B", b"")
+                if len(encoded) >= MIN_BYTES:
+                    forms.add(encoded)
+    return sorted(forms)
 
 
-@lru_cache(maxsize=256)
-def _bytes_pattern(forms: Tuple[bytes, ...]) -> "re.Pattern[bytes]":
-    """ASCII forms as one expression over lower-cased printable runs: a word or number only when
-    no letter or digit touches it (as in :func:`find_in_text`)."""
-    body = b"|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-    return re.compile(rb"(?<![a-z0-9])(?:" + body + rb")(?![a-z0-9])")
+_UTF16_LE = re.compile(rb"(?:[\x20-\x7e]\x00){4,}")
+_UTF16_BE = re.compile(rb"(?:\x00[\x20-\x7e]){4,}")
+
+
+def _utf16_text(data: bytes) -> str:
+    """The UTF-16 runs of ASCII characters in ``data`` (either byte order), as text, one per line."""
+    runs = [m.group(0).decode("utf-16-le") for m in _UTF16_LE.finditer(data)]
+    runs += [m.group(0).decode("utf-16-be") for m in _UTF16_BE.finditer(data)]
+    return "\n".join(runs)
 
 
 def printable_runs(data: bytes, min_length: int = MIN_BYTES) -> bytes:
@@ -358,33 +452,26 @@ def find_in_bytes(data: bytes, ids: Identifiers, encodings: Tuple[str, ...] = ("
                   header_end: Optional[int] = None) -> List[str]:
     """Where identifiers of ``ids`` occur in the raw bytes of an output file: ``["pixel data", ...]``.
 
-    ASCII forms are searched case-insensitively in the printable runs of every byte (pixel data
-    included: a JPEG comment, burned-in text stored as bytes); other encodings (the declared
-    character set, UTF-8, UTF-16) and UTF-16 forms of ASCII text in the header bytes.
+    The printable runs of every byte, read as text, get the search of :func:`find_in_text` (every
+    form, any case; in pixel data only hits of 4+ characters); UTF-16 runs of the header likewise;
+    non-ASCII identifiers encoded in the declared character sets, UTF-8 and UTF-16 are searched
+    exactly in the header bytes.
     """
     if not ids:
         return []
     header_end = len(data) if header_end is None else header_end
-    ascii_forms, other_forms = _byte_forms(ids, encodings)
-    where: List[str] = []
-    header_runs = printable_runs(data[:header_end])
-    pixel_runs = printable_runs(data[header_end:]) if header_end < len(data) else b""
-    if ascii_forms:
-        pattern = _bytes_pattern(tuple(ascii_forms))
-        if pattern.search(header_runs.lower()):
-            where.append("header bytes")
-        if pixel_runs and pattern.search(pixel_runs.lower()):
-            where.append("pixel data")
-    for uid in sorted(ids.uids):
-        needle = uid.encode("ascii", "ignore")
-        for runs, place in ((header_runs, "header bytes"), (pixel_runs, "pixel data")):
-            if place not in where and re.search(rb"(?<![0-9.])" + re.escape(needle) + rb"(?![0-9])", runs):
-                where.append(place)
     header = data[:header_end]
-    for form in other_forms:
-        if form in header:
-            where.append("header bytes (non-ASCII or UTF-16 text)")
-            break
+    where: List[str] = []
+    if find_in_text(printable_runs(header, 3).decode("latin-1").replace("\0", "\n"), ids, min_number=MIN_BYTES_NUMBER):
+        where.append("header bytes")
+    if find_in_text(_utf16_text(header), ids, min_number=MIN_BYTES_NUMBER):
+        where.append("header bytes (UTF-16 text)")
+    if any(form in header for form in _encoded_forms(ids, encodings)):
+        where.append("header bytes (non-ASCII text)")
+    if header_end < len(data):
+        pixels = printable_runs(data[header_end:]).decode("latin-1").replace("\0", "\n")
+        if find_in_text(pixels, ids, min_length=MIN_BYTES, min_number=MIN_BYTES_NUMBER):
+            where.append("pixel data")
     return where
 
 

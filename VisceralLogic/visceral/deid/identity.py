@@ -76,15 +76,17 @@ class SecretKey:
         """HMAC-SHA256 of ``value`` for ``purpose`` (purposes never share digests)."""
         return hmac.new(self._key, f"{purpose}\0{value}".encode("utf-8"), hashlib.sha256).digest()
 
-    def uid(self, original: str, root: str = "2.25") -> str:
-        """The new UID of ``original``: ``<root>.<decimal of 128 keyed-hash bits>``.
+    def uid(self, original: str, root: str = "2.25", subject: str = "") -> str:
+        """The new UID of ``original`` for ``subject``: ``<root>.<decimal of 128 keyed-hash bits>``.
 
         Valid by PS3.5 9.1: digits and dots, no component with a leading zero, at most 64
-        characters (root 2.25: at most 44).  The same original always gives the same UID.
+        characters (root 2.25: at most 44).  The same original of the same subject always gives the
+        same UID; two subjects' objects that share a UID (it happens in real exports) get two.
         """
         if len(root) > 24:
             raise VisceralError(f"UID root {root!r} is longer than 24 characters")
-        number = int.from_bytes(self.digest("uid", original.strip())[:16], "big")  # at most 39 digits
+        scoped = f"{subject}\0{original.strip()}" if subject else original.strip()
+        number = int.from_bytes(self.digest("uid", scoped)[:16], "big")  # at most 39 digits
         return f"{root}.{number}"
 
     def date_offset_days(self, patient_key: str, low: int, high: int) -> int:

@@ -19,18 +19,19 @@ private folder outside OUTPUT, by default ``<OUTPUT>.private/`` beside it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
 import warnings
-from functools import lru_cache
-from io import BytesIO
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from io import BytesIO
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import pydicom
 import pydicom.sequence
@@ -41,16 +42,44 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 
 from visceral.deid.conformance import check as conformance_check
-from visceral.deid.identifiers import Identifiers, clean_dataset, find_in_bytes, found_in_kept_text
+from visceral.deid.identifiers import (
+    Identifiers,
+    clean_dataset,
+    find_in_bytes,
+    found_in_kept_text,
+)
 from visceral.deid.identity import Linkage, SecretKey, check_private_location, is_inside
 from visceral.deid.profile import Profile, load_profile
-from visceral.deid.qa import added_errors, conformance_errors, dciodvfy_path, repair_targets
-from visceral.deid.rawdicom import MEDIA_STORAGE_SOP_INSTANCE_UID, PIXEL_DATA, SOP_INSTANCE_UID, RawFile, Unsupported, parse_file
+from visceral.deid.qa import (
+    added_errors,
+    conformance_errors,
+    dciodvfy_path,
+    repair_targets,
+)
+from visceral.deid.rawdicom import (
+    MEDIA_STORAGE_SOP_INSTANCE_UID,
+    PIXEL_DATA,
+    SOP_INSTANCE_UID,
+    RawFile,
+    Unsupported,
+    parse_file,
+)
 from visceral.deid.rawpath import RawRewriter, Rewritten
-from visceral.deid.rules import DUMMY_TEXT, DUMMY_VALUES, HeaderContext, deidentify_header, patient_key_of
-from visceral.deid.tables import KEPT_SOP_CLASSES, LOSSLESS_TRANSFER_SYNTAXES, SEED_REMOVABLE_SOP_CLASSES, sop_class_name
+from visceral.deid.rules import (
+    DUMMY_TEXT,
+    DUMMY_VALUES,
+    HeaderContext,
+    deidentify_header,
+    patient_key_of,
+)
+from visceral.deid.tables import (
+    KEPT_SOP_CLASSES,
+    LOSSLESS_TRANSFER_SYNTAXES,
+    SEED_REMOVABLE_SOP_CLASSES,
+    sop_class_name,
+)
 from visceral.errors import VisceralError
-from visceral.fileio import TEMP_PREFIX, atomic_write_text
+from visceral.fileio import TEMP_PREFIX, atomic_write_text, write_dicom
 from visceral.parallel import unordered
 
 PathLike = Union[str, Path]
@@ -202,18 +231,24 @@ def _start_run(run: _Run) -> None:
     _MADE.clear()
 
 
-def _process_chunk(tasks: List[_Task]) -> List[FileResult]:
-    """Process files; pydicom's warnings about the input's invalid values stay out of the log (the
-    report names what was done about them)."""
+@contextlib.contextmanager
+def _quiet_pydicom() -> Iterator[None]:
+    """pydicom's warnings about the input's invalid values stay out of the log: the report names
+    what was done about them."""
     pydicom_log = logging.getLogger("pydicom")
     level = pydicom_log.level
     pydicom_log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            return [_process(task) for task in tasks]
+            yield
     finally:
         pydicom_log.setLevel(level)
+
+
+def _process_chunk(tasks: List[_Task]) -> List[FileResult]:
+    with _quiet_pydicom():
+        return [_process(task) for task in tasks]
 
 
 def _run_tasks(tasks: List[_Task], run: _Run, jobs: int, results: Dict[str, FileResult], progress: Optional[Progress],
@@ -487,8 +522,9 @@ def _process_file(task: _Task, result: FileResult) -> None:
     result.subject = pseudonym
     root = run.profile.uid_root
     try:
-        relative = Path(pseudonym, key.uid(str(head.StudyInstanceUID), root), key.uid(str(head.SeriesInstanceUID), root),  # type: ignore[attr-defined]
-                        key.uid(str(head.SOPInstanceUID), root) + ".dcm")  # type: ignore[attr-defined]
+        relative = Path(pseudonym, key.uid(str(head.StudyInstanceUID), root, pseudonym),  # type: ignore[attr-defined]
+                        key.uid(str(head.SeriesInstanceUID), root, pseudonym),  # type: ignore[attr-defined]
+                        key.uid(str(head.SOPInstanceUID), root, pseudonym) + ".dcm")  # type: ignore[attr-defined]
     except AttributeError as exc:
         result.fate, result.reason = "refused", f"missing a Type 1 UID ({exc})"
         return
@@ -641,14 +677,8 @@ def _encode_file(ds: pydicom.Dataset) -> bytes:
     if "FileMetaInformationGroupLength" not in ds.file_meta:
         ds.file_meta.FileMetaInformationGroupLength = 0  # Type 1 (PS3.10 7.1); pydicom writes the real length
     buffer = DicomBytesIO()
-    if _PYDICOM_3:
-        pydicom.dcmwrite(buffer, ds, enforce_file_format=False)
-    else:  # pydicom 2.4 (3D Slicer 5.8 and 5.10)
-        pydicom.dcmwrite(buffer, ds, write_like_original=True)
+    write_dicom(ds, buffer)
     return buffer.getvalue()
-
-
-_PYDICOM_3 = int(pydicom.__version__.split(".")[0]) >= 3
 
 
 def _encodings(ds: Optional[pydicom.Dataset], rewritten: Optional[Rewritten]) -> Tuple[str, ...]:
@@ -842,7 +872,8 @@ def deidentify(
     heads: Dict[Path, _Head] = {}
     results: Dict[str, FileResult] = {}
     for n, path in enumerate(files, start=1):
-        head = _prepass(path)
+        with _quiet_pydicom():
+            head = _prepass(path)
         if head is None:
             results[names[path]] = _unread(path, names[path])
         elif not head.kept:

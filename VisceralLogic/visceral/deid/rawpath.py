@@ -217,7 +217,7 @@ class RawRewriter:
         if len(memo) > MEMO_LIMIT:
             memo.clear()
         for chunk, element in work:
-            key = None if element.vr == "DA" else (ctx.sop_class, ctx.date_offset_days, ctx.time_offset_s, implicit, charset, chunk)
+            key = None if element.vr == "DA" else (ctx.sop_class, ctx.pseudonym, ctx.date_offset_days, ctx.time_offset_s, implicit, charset, chunk)
             outcome = memo.get(key) if key is not None else None
             if outcome is not None:
                 self.hits += 1

@@ -484,7 +484,7 @@ class _Transformer:
             self.ctx.remember(elem.value, keyword, elem.VR)
 
     def _dummy(self, elem: DataElement, keyword: str, here: Tuple[int, ...]) -> None:
-        vr = elem.VR
+        vr = vr_text(elem.VR)
         if vr == "SQ":
             self._remember_all(elem, keyword)
             elem.value = Sequence([self._dummy_item(here)])
@@ -519,7 +519,7 @@ class _Transformer:
             if vr == "SQ":
                 item.add_new(child_tag, vr, Sequence([self._dummy_item(here + (child_tag,))]) if level == "1" else Sequence([]))
             elif level == "1":
-                value = self.ctx.key.uid("dummy", self.profile.uid_root) if vr == "UI" else DUMMY_VALUES.get(vr, 0 if vr in NUMERIC_VRS else DUMMY_TEXT)
+                value = self.ctx.key.uid("dummy", self.profile.uid_root, self.ctx.pseudonym) if vr == "UI" else DUMMY_VALUES.get(vr, 0 if vr in NUMERIC_VRS else DUMMY_TEXT)
                 item.add_new(child_tag, vr, value)
                 self.ctx.written.add(str(value))
             else:
@@ -527,7 +527,7 @@ class _Transformer:
         return item
 
     def _uid(self, elem: DataElement, keyword: str, here: Tuple[int, ...]) -> None:
-        vr = elem.VR
+        vr = vr_text(elem.VR)
         if vr == "SQ":
             self.walk(elem.value, here)
             return
@@ -541,7 +541,7 @@ class _Transformer:
         values = [str(v) for v in (elem.value if type(elem.value).__name__ == "MultiValue" else [elem.value])]
         if all(is_registered_uid(v, keyword) for v in values):
             return
-        new = [v if is_registered_uid(v, keyword) else self.ctx.key.uid(v, self.profile.uid_root) for v in values]
+        new = [v if is_registered_uid(v, keyword) else self.ctx.key.uid(v, self.profile.uid_root, self.ctx.pseudonym) for v in values]
         for old in values:
             self.ctx.remember(old, keyword, "UI")
         elem.value = new if len(new) > 1 else new[0]
@@ -549,7 +549,7 @@ class _Transformer:
         self.ctx.count(keyword, "UI", "UID replaced")
 
     def _shift(self, ds: Dataset, elem: DataElement, keyword: str, originals: Dict[str, str], type_: Optional[str]) -> None:
-        vr = elem.VR
+        vr = vr_text(elem.VR)
         if elem.value in (None, ""):
             return
         values = [str(v) for v in (elem.value if type(elem.value).__name__ == "MultiValue" else [elem.value])]
@@ -628,8 +628,7 @@ def _vr_of(ds: Dataset, tag) -> str:
     """The VR of an element without decoding its value: as stored, or from the dictionary when
     the file does not say (implicit VR) or says UN (pydicom decodes such an element by its
     dictionary VR)."""
-    raw = ds.get_item(tag)
-    vr = str(getattr(raw, "VR", None) or "")
+    vr = vr_text(getattr(ds.get_item(tag), "VR", None))
     if vr and vr != "UN":
         return vr
     try:
@@ -639,9 +638,16 @@ def _vr_of(ds: Dataset, tag) -> str:
     return known.split(" or ")[0]
 
 
+def vr_text(vr: object) -> str:
+    """A VR as its two letters: pydicom 2.4 gives an enum whose ``str`` on Python 3.9 is ``VR.OB``."""
+    if not vr:
+        return ""
+    return str(getattr(vr, "value", vr))
+
+
 def _sequence_in_binary(ds: Dataset, tag) -> bool:
     """A standard sequence stored with VR OB or OW: its items cannot be walked."""
-    vr = str(getattr(ds.get_item(tag), "VR", None) or "")
+    vr = vr_text(getattr(ds.get_item(tag), "VR", None))
     if vr not in ("OB", "OW"):
         return False
     try:

@@ -18,8 +18,16 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
 
 from visceral.conventions.frames import ImageGeometry
-from visceral.demo.dicomgen import BASIC_TEXT_SR_STORAGE, SC_STORAGE, UID_PREFIX, Patient, SeriesSpec, base_dataset
+from visceral.demo.dicomgen import (
+    BASIC_TEXT_SR_STORAGE,
+    SC_STORAGE,
+    UID_PREFIX,
+    Patient,
+    SeriesSpec,
+    base_dataset,
+)
 from visceral.demo.phantom import sample
+from visceral.fileio import write_dicom
 
 __all__ = ["DEMO_PATIENTS", "write_study", "phantom_variant"]
 
@@ -80,7 +88,7 @@ def write_study(folder: Path) -> List[Path]:
                 _private_block(ds, patient)
                 ds.PixelData = stored[k].tobytes()
                 path = directory / f"IM{k + 1:04d}"
-                ds.save_as(str(path), enforce_file_format=True)
+                write_dicom(ds, str(path), conform=True)
                 written.append(path)
             if n == 0 and modality == "CT":
                 written += _extras(folder / "extras", patient, spec, stored, study_uid)
@@ -97,14 +105,14 @@ def _extras(folder: Path, patient: Patient, spec: SeriesSpec, stored: np.ndarray
     sc.ConversionType = "WSD"
     sc.PixelData = stored[stored.shape[0] // 2].tobytes()
     paths.append(folder / "screenshot.dcm")
-    sc.save_as(str(paths[-1]), enforce_file_format=True)
+    write_dicom(sc, str(paths[-1]), conform=True)
     lossy = base_dataset(patient, spec, 5, (0.0, 0.0, 25.0), study_uid, generate_uid(prefix=UID_PREFIX), generate_uid(prefix=UID_PREFIX))
     lossy.LossyImageCompression = "01"
     lossy.LossyImageCompressionRatio = "8.5"
     lossy.LossyImageCompressionMethod = "ISO_10918_1"
     lossy.PixelData = stored[5].tobytes()
     paths.append(folder / "lossy_slice.dcm")
-    lossy.save_as(str(paths[-1]), enforce_file_format=True)
+    write_dicom(lossy, str(paths[-1]), conform=True)
     sr = Dataset()
     sr.file_meta = sc.file_meta.copy()
     sr.SOPClassUID = sr.file_meta.MediaStorageSOPClassUID = BASIC_TEXT_SR_STORAGE
@@ -117,5 +125,5 @@ def _extras(folder: Path, patient: Patient, spec: SeriesSpec, stored: np.ndarray
     item.TextValue = f"Findings for {patient.name}: no focal liver lesion."
     sr.ContentSequence = DicomSequence([item])
     paths.append(folder / "report_sr.dcm")
-    sr.save_as(str(paths[-1]), enforce_file_format=True)
+    write_dicom(sr, str(paths[-1]), conform=True)
     return paths
