@@ -22,7 +22,7 @@ from pydicom.sequence import Sequence
 from visceral.deid import deidentify
 from visceral.deid.identifiers import Identifiers, clean_text, find_in_text
 from visceral.deid.identity import SecretKey
-from visceral.deid.pipeline import lossy_code_stream
+from visceral.deid.pixels import fragments, lossy_code_stream
 from visceral.deid.profile import default_profile
 from visceral.deid.rules import (
     HeaderContext,
@@ -245,3 +245,134 @@ def test_a_sequence_stored_as_binary_is_removed_not_kept() -> None:
     ds.add_new(0x00081140, "OB", b"\xfe\xff\x00\xe0\x10\x00\x00\x00" + struct.pack("<HH", 0x10, 0x10) + b"\x0c\x00\x00\x00Hidden^Harry")
     ctx = _deidentify(ds)
     assert 0x00081140 not in ds and any("binary VR" in n for n in ctx.notes)
+
+
+def _relabel(src: Path, dst: Path, syntax: str, pad_com: int = 0) -> Path:
+    """A real lossy file relabelled lossless (its lossy flags dropped); ``pad_com`` bytes of JPEG 2000
+    comment inserted before the COD segment push it past any fixed-size window."""
+    ds = pydicom.dcmread(str(src))
+    ds.file_meta.TransferSyntaxUID = syntax
+    for keyword in ("LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod", "DerivationCodeSequence",
+                    "DerivationDescription", "SourceImageSequence"):
+        if keyword in ds:
+            del ds[keyword]
+    if pad_com:
+        frames = [bytes(f) for f in fragments(ds.PixelData)]
+        first = frames[0]
+        cod = first.find(b"\xff\x52")
+        com = b"\xff\x64" + (pad_com + 4).to_bytes(2, "big") + b"\x00\x01" + b"A" * pad_com
+        frames[0] = first[:cod] + com + first[cod:]
+        ds.PixelData = pydicom.encaps.encapsulate(frames)
+    write_dicom(ds, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize("name, src, syntax, pad, reason", [
+    ("j2k97.dcm", "lossy_philips_ct_j2k/MAROTECH_CT_JP2Lossy.dcm", "1.2.840.10008.1.2.4.90", 0, "9-7 wavelet"),
+    ("j2k97_padded.dcm", "lossy_philips_ct_j2k/MAROTECH_CT_JP2Lossy.dcm", "1.2.840.10008.1.2.4.90", 65000, "9-7 wavelet"),
+    ("jls_near.dcm", "lossy_ge_ct_jpegls_near/CT1_JLSN.dcm", "1.2.840.10008.1.2.4.80", 0, "NEAR="),
+])
+def test_real_lossy_code_streams_relabelled_lossless_are_refused(tmp_path: Path, name: str, src: str, syntax: str, pad: int,
+                                                                reason: str) -> None:
+    inp = tmp_path / "in"
+    inp.mkdir()
+    _relabel(realworld.REALWORLD / src, inp / name, syntax, pad)
+    got = run(inp, tmp_path / "out")["by"][name]
+    assert got.fate == "refused" and reason in got.reason, got
+
+
+def test_a_lossless_jpeg_point_transform_is_lossy(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(str(realworld.REALWORLD / "ts_siemens_mr_jpegll_sv1" / "5.dcm"))
+    frame = bytearray(next(fragments(ds.PixelData)))
+    sos = frame.find(b"\xff\xda")
+    components = frame[sos + 4]
+    assert lossy_code_stream(bytes(frame), "1.2.840.10008.1.2.4.70") is None
+    frame[sos + 5 + 2 * components + 2] |= 0x02  # Al = 2: two low bits dropped
+    assert "point transform 2" in lossy_code_stream(bytes(frame), "1.2.840.10008.1.2.4.70")
+    ds.DerivationCodeSequence = Sequence([Dataset()])
+    ds.DerivationCodeSequence[0].CodeValue = "113040"
+    ds.DerivationCodeSequence[0].CodingSchemeDesignator = "DCM"
+    ds.DerivationCodeSequence[0].CodeMeaning = "Lossy Compression"
+    inp = tmp_path / "in"
+    inp.mkdir()
+    write_dicom(ds, str(inp / "derived.dcm"))
+    got = run(inp, tmp_path / "out")["by"]["derived.dcm"]
+    assert got.fate == "refused" and "113040" in got.reason
+
+
+def test_overlays_are_removed_not_refused(tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    inp.mkdir()
+    corpus.variant(corpus.pydicom_test_file("examples_overlay.dcm"), inp / "overlay.dcm")
+    result = run(inp, tmp_path / "out")
+    got = result["by"]["overlay.dcm"]
+    assert got.fate == "released", got
+    out = pydicom.dcmread(str(tmp_path / "out" / got.output))
+    assert not [e for e in out if e.tag.group >> 8 == 0x60]
+
+
+def test_a_refused_larger_copy_does_not_hide_its_intact_twin(tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    intact = corpus.write_series(inp, PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=1, series_number=2)).paths[0]
+    ds = pydicom.dcmread(str(intact))
+    ds.LossyImageCompression = "01"
+    ds.ImageComments = "x" * 4000  # larger
+    write_dicom(ds, str(inp / "bigger_lossy_copy.dcm"))
+    by = run(inp, tmp_path / "out")["by"]
+    assert by["bigger_lossy_copy.dcm"].fate == "refused"
+    assert by[intact.relative_to(inp).as_posix()].fate == "released"
+
+
+def test_identity_is_pooled_over_the_patients_files(tmp_path: Path) -> None:
+    """A file without the patient's name or birth date still gets them cleaned from its free text:
+    the pre-pass pools each patient's identity over all its files."""
+    inp = tmp_path / "in"
+    first, second = corpus.write_series(inp, PATIENT, corpus.SeriesSpec("MR", rows=8, columns=8, slices=2, series_number=2)).paths
+    ds = pydicom.dcmread(str(second))
+    ds.PatientName = ""
+    ds.PatientBirthDate = ""
+    ds.ReceiveCoilName = "ROSALIND"
+    ds.ManufacturerModelName = "DOB 1959-06-12"
+    write_dicom(ds, str(second))
+    by = run(inp, tmp_path / "out")["by"]
+    out = pydicom.dcmread(str(tmp_path / "out" / by[second.relative_to(inp).as_posix()].output))
+    assert "ROSALIND" not in str(out.ReceiveCoilName) and "1959" not in str(out.ManufacturerModelName)
+
+
+@pytest.mark.parametrize("planted, keyword", [
+    ("OBRIEN HEAD", "ReceiveCoilName"), ("VANDERBERG", "TransmitCoilName"), ("JohnDoeScanner", "ManufacturerModelName"),
+    ("MRN00123456", "SoftwareVersions"), ("AB7", "SoftwareVersions"), ("03021965", "ManufacturerModelName"),
+    ("03.02.65", "ManufacturerModelName"), ("1965 Feb 03", "ManufacturerModelName"), ("scan 14:32:12", "ManufacturerModelName"),
+    ("Neuenheimer", "TransmitCoilName"), ("06221 567890", "SoftwareVersions"), ("MUELLER", "ReceiveCoilName"),
+])
+def test_adversarial_forms_in_kept_text_are_cleaned(tmp_path: Path, planted: str, keyword: str) -> None:
+    """Forms an independent review found surviving (names, IDs, dates and times, addresses)."""
+    ds = pydicom.dcmread(str(corpus.pydicom_test_file("MR_small.dcm")))
+    ds.PatientName = "O'Brien-Smith^John=" if planted.startswith("OBRIEN") else "van der Berg^Doe" if planted == "VANDERBERG" else \
+        "Müller^Doe" if planted == "MUELLER" else "Doe^John"
+    ds.PatientID = "AB-0000007" if planted == "AB7" else "00123456"
+    ds.PatientBirthDate = "19650203"
+    ds.StudyTime = "143212"
+    ds.PatientAddress = "Neuenheimer Str 5, Heidelberg"
+    ds.PatientTelephoneNumbers = "+49 6221 567890"
+    setattr(ds, keyword, planted)
+    inp = tmp_path / "in"
+    inp.mkdir()
+    write_dicom(ds, str(inp / "planted.dcm"))
+    got = run(inp, tmp_path / "out")["by"]["planted.dcm"]
+    assert got.fate == "released", got
+    out = pydicom.dcmread(str(tmp_path / "out" / got.output))
+    assert str(out.get(keyword, "")) != planted and "X" in str(out.get(keyword, "X")), (keyword, out.get(keyword))
+
+
+def test_a_huge_file_with_a_bogus_dicom_header_is_not_walked(tmp_path: Path) -> None:
+    import time
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    with open(inp / "bogus.dcm", "wb") as handle:
+        handle.write(bytes(128) + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00\xff\xff\xff\x7f")
+        handle.truncate(200 << 20)
+    start = time.monotonic()
+    got = run(inp, tmp_path / "out")["by"]["bogus.dcm"]
+    assert got.fate in ("failed", "skipped") and time.monotonic() - start < 30

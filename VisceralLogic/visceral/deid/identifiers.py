@@ -95,6 +95,9 @@ _GENERIC_WORDS = frozenset((
     "department", "abteilung", "general", "national", "regional", "street", "strasse", "straße", "road", "avenue", "health",
     "healthcare", "research", "foundation", "sciences", "science", "school", "college", "faculty", "diagnostic", "diagnostics",
     "private", "public", "group", "services", "service", "system", "systems", "saint", "sankt",
+    # manufacturers: an institution named after its scanner vendor must not blank the Manufacturer
+    "siemens", "philips", "toshiba", "canon", "hitachi", "fujifilm", "agfa", "esaote", "healthineers", "electric", "samsung",
+    "neusoft", "mindray", "shimadzu", "carestream", "hologic", "bruker", "hyperfine", "united", "imaging",
 ))
 _TRANSLITERATION = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "æ": "ae", "ø": "oe", "å": "aa"})
 
@@ -150,8 +153,8 @@ def _id_forms(value: str) -> Set[str]:
                 forms.add(number)
     if value.isdigit() and len(value.lstrip("0")) >= 3 and value.lstrip("0") != value:
         forms.add(value.lstrip("0"))
-    prefix_digits = re.fullmatch(r"([A-Za-z]*)[\s\-./_]*0*(\d{3,})", value)
-    if prefix_digits:
+    prefix_digits = re.fullmatch(r"([A-Za-z]*)[\s\-./_]*0*(\d+)", value)
+    if prefix_digits and len(prefix_digits.group(1) + prefix_digits.group(2)) >= 3:
         forms.add(prefix_digits.group(1) + prefix_digits.group(2))
     return forms
 

@@ -43,13 +43,13 @@ from pydicom.filereader import read_dataset
 
 from visceral.deid.conformance import check as conformance_check
 from visceral.deid.identifiers import (
-    Identifiers,
     clean_dataset,
     find_in_bytes,
     found_in_kept_text,
 )
 from visceral.deid.identity import Linkage, SecretKey, check_private_location, is_inside
 from visceral.deid.profile import Profile, load_profile
+from visceral.deid.pixels import lossy_code_stream, lossy_reason, values_of
 from visceral.deid.qa import (
     added_errors,
     conformance_errors,
@@ -74,7 +74,6 @@ from visceral.deid.rules import (
 )
 from visceral.deid.tables import (
     KEPT_SOP_CLASSES,
-    LOSSLESS_TRANSFER_SYNTAXES,
     SEED_REMOVABLE_SOP_CLASSES,
     sop_class_name,
 )
@@ -98,7 +97,7 @@ _HEAD_TAGS = frozenset(tag_for_keyword(k) for k in (
     "SpecificCharacterSet", "ImageType", "SOPClassUID", "SOPInstanceUID", "PatientName", "PatientID", "IssuerOfPatientID",
     "PatientBirthDate", "BurnedInAnnotation", "StudyInstanceUID", "SeriesInstanceUID", "SamplesPerPixel", "NumberOfFrames",
     "Rows", "Columns", "BitsAllocated", "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod",
-    "RecognizableVisualFeatures"))
+    "RecognizableVisualFeatures", "DerivationDescription", "DerivationCodeSequence", "SourceImageSequence"))
 _PREPASS_TAGS = ["PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID", "SeriesInstanceUID",
                  "SOPClassUID", "SOPInstanceUID"]
 
@@ -208,8 +207,8 @@ class _Run:
     staging_root: str
     profile: Profile
     key: bytes
-    #: original patient key -> (pseudonym, date offset in days, time offset in seconds)
-    patients: Dict[str, Tuple[str, int, int]]
+    #: original patient key -> (pseudonym, date offset in days, time offset in seconds, identity pooled over its files)
+    patients: Dict[str, Tuple[str, int, int, Tuple[Tuple[str, str], ...]]]
 
 
 @dataclass(frozen=True)
@@ -400,7 +399,7 @@ def _burned_in(head: object, profile: Profile, result: FileResult) -> Optional[s
     burned = _text(head.get("BurnedInAnnotation"))  # type: ignore[attr-defined]
     if burned and burned != "NO":
         reasons.append(f"Burned In Annotation is {burned!r}: pixels may show identifying text")
-    if any("SCREEN SAVE" in v for v in _values(head.get("ImageType"))):  # type: ignore[attr-defined]
+    if any("SCREEN SAVE" in v for v in values_of(head.get("ImageType"))):  # type: ignore[attr-defined]
         reasons.append("Image Type says SCREEN SAVE: a screen capture may show identifying text")
     visual = _text(head.get("RecognizableVisualFeatures"))  # type: ignore[attr-defined]
     if visual and visual != "NO":
@@ -415,84 +414,7 @@ def _burned_in(head: object, profile: Profile, result: FileResult) -> Optional[s
 
 def _text(value: object) -> str:
     """A code string as compared: upper case, without padding; multiple values joined by backslashes."""
-    return "\\".join(_values(value))
-
-
-def _values(value: object) -> List[str]:
-    """The values of an element's value, upper case and stripped (a single string is one value)."""
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return [str(v).strip().upper() for v in value]
-    return [v.strip().upper() for v in str(value).split("\\")]
-
-
-#: Methods of Lossy Image Compression Method (0028,2114) that are lossy (PS3.3 C.7.6.1.1.5.1).
-LOSSY_METHODS = ("ISO_10918_1", "ISO_14495_1", "ISO_15444_1", "ISO_15444_15", "ISO_13818_2", "ISO_14496_10", "ISO_23008_2", "ISO_18181_1")
-
-
-def lossy_reason(head: object, syntax: str, pixel_start: bytes = b"") -> Optional[str]:
-    """Why the pixels are (or may have been) lossy compressed, or ``None``: a lossy transfer
-    syntax, Lossy Image Compression not 00, a lossy method or a compression ratio recorded, or a
-    lossy code stream inside a lossless-labelled transfer syntax (``pixel_start``: the first bytes
-    of the encapsulated pixel data)."""
-    if syntax not in LOSSLESS_TRANSFER_SYNTAXES:
-        return f"transfer syntax {syntax or '(none)'} is not uncompressed or lossless"
-    flag = _text(head.get("LossyImageCompression"))  # type: ignore[attr-defined]
-    if flag == "01":
-        return "Lossy Image Compression (0028,2110) is 01: the pixels were lossy compressed once"
-    if flag not in ("", "00"):
-        return f"Lossy Image Compression (0028,2110) is {flag!r}, neither 00 nor 01: the pixels may have been lossy compressed"
-    methods = _values(head.get("LossyImageCompressionMethod"))  # type: ignore[attr-defined]
-    if any(m in LOSSY_METHODS for m in methods):
-        return f"Lossy Image Compression Method (0028,2114) names a lossy method ({methods[0]})"
-    ratios = [r for r in _values(head.get("LossyImageCompressionRatio")) if r]  # type: ignore[attr-defined]
-    if ratios:
-        return f"Lossy Image Compression Ratio (0028,2112) is {ratios[0]}: the pixels were lossy compressed once"
-    if pixel_start:
-        return lossy_code_stream(pixel_start, syntax)
-    return None
-
-
-_LOSSY_SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive", 0xC5: "differential sequential", 0xC6: "differential progressive",
-              0xC9: "extended (arithmetic)", 0xCA: "progressive (arithmetic)", 0xCD: "differential sequential (arithmetic)",
-              0xCE: "differential progressive (arithmetic)"}
-
-
-def lossy_code_stream(data: bytes, syntax: str) -> Optional[str]:
-    """A lossy JPEG process, a near-lossless JPEG-LS or an irreversible JPEG 2000 wavelet inside the
-    encapsulated pixel data of a transfer syntax labelled lossless, or ``None``."""
-    if syntax in ("1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80"):
-        i = data.find(b"\xff\xd8")
-        while 0 <= i < len(data) - 4:
-            if data[i] != 0xFF:
-                i = data.find(b"\xff", i)
-                continue
-            marker = data[i + 1]
-            if marker in _LOSSY_SOF:
-                return f"the JPEG code stream is lossy ({_LOSSY_SOF[marker]} process) although the transfer syntax says lossless"
-            if marker == 0xDA and syntax == "1.2.840.10008.1.2.4.80":  # JPEG-LS start of scan: NEAR after the components
-                length = int.from_bytes(data[i + 2:i + 4], "big")
-                components = data[i + 4] if i + 4 < len(data) else 0
-                near_at = i + 5 + 2 * components
-                if near_at < len(data) and data[near_at] != 0:
-                    return f"the JPEG-LS code stream is near-lossless (NEAR={data[near_at]}) although the transfer syntax says lossless"
-                return None
-            if marker == 0xDA:
-                return None
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                i += 2
-                continue
-            length = int.from_bytes(data[i + 2:i + 4], "big")
-            if length < 2:
-                return None
-            i += 2 + length
-        return None
-    if syntax in ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202"):
-        i = data.find(b"\xff\x52")  # COD marker: Lcod(2) Scod(1) SGcod(4) SPcod: levels, cb w, cb h, style, transform
-        if i >= 0 and i + 13 < len(data) and data[i + 13] == 0:
-            return "the JPEG 2000 code stream uses the irreversible 9-7 wavelet (lossy) although the transfer syntax says lossless"
-    return None
+    return "\\".join(values_of(value))
 
 
 def _process_file(task: _Task, result: FileResult) -> None:
@@ -518,7 +440,7 @@ def _process_file(task: _Task, result: FileResult) -> None:
     if patient_key not in run.patients:
         result.reason = "the patient could not be identified when the headers were first read"
         return
-    pseudonym, offset_days, offset_s = run.patients[patient_key]
+    pseudonym, offset_days, offset_s, known = run.patients[patient_key]
     result.subject = pseudonym
     root = run.profile.uid_root
     try:
@@ -542,20 +464,20 @@ def _process_file(task: _Task, result: FileResult) -> None:
         result.reason = f"truncated: Pixel Data has {len(pixels)} of {expected} bytes"
         return
     if syntax not in _NATIVE_SYNTAXES:
-        refusal = lossy_code_stream(bytes(pixels[:65536]), syntax)
+        refusal = lossy_code_stream(pixels, syntax)
         if refusal:
             result.fate, result.reason = "refused", refusal
             return
 
     def context() -> HeaderContext:
-        return HeaderContext(key, run.profile, pseudonym, offset_days, offset_s, result.sop_class)
+        return HeaderContext(key, run.profile, pseudonym, offset_days, offset_s, result.sop_class, subject_identifiers=known)
 
     def whole_data_set() -> Tuple[pydicom.Dataset, HeaderContext]:
         """The pydicom executor: the whole data set de-identified, identity in kept text cleaned."""
         whole = head if raw is None else pydicom.dcmread(BytesIO(data))
         record = context()
         deidentify_header(whole, record)
-        cleaned = clean_dataset(whole, Identifiers.build(record.originals.items(), record.written))
+        cleaned = clean_dataset(whole, record.identifiers())
         result.cleaned = cleaned
         for where in cleaned:
             record.count(where.split(" ")[0], "", "identifier cleaned in a kept attribute")
@@ -567,7 +489,7 @@ def _process_file(task: _Task, result: FileResult) -> None:
         if raw is not None and not task.repairs:
             ctx = context()
             rewritten = _rewriter(run).rewrite(raw, ctx)
-            if found_in_kept_text(rewritten.decoded, Identifiers.build(ctx.originals.items(), ctx.written)):
+            if found_in_kept_text(rewritten.decoded, ctx.identifiers()):
                 (ds, ctx), rewritten = whole_data_set(), None  # kept text holds identity: clean it the pydicom way
         else:  # another encoding, or its series' sample needed IOD repairs: they are made here too
             ds, ctx = whole_data_set()
@@ -616,7 +538,7 @@ def _gate_and_release(task: _Task, result: FileResult, run: _Run, path: Path, fi
         elif task.repairs:
             result.conformance += "; dciodvfy: not sampled, the repairs of its series' sample applied"
         charsets = _encodings(ds, rewritten)
-        places = find_in_bytes(data, Identifiers.build(ctx.originals.items(), ctx.written), charsets, header_end)
+        places = find_in_bytes(data, ctx.identifiers(), charsets, header_end)
         result.counts = _counts(ctx.counts)
         result.notes += ctx.notes
         result.leaks = [{"where": where} for where in places]
@@ -707,6 +629,7 @@ class _Head:
     instance_uid: str
     sop_class: str
     size: int
+    identity: Tuple[Tuple[str, str], ...] = ()
 
     @property
     def kept(self) -> bool:
@@ -746,6 +669,9 @@ def _repair(ds: pydicom.Dataset, errors: List[str], ctx: HeaderContext, result: 
 
 #: Bytes the pre-pass reads of a file: its groups 0008-0020 are nearly always within them.
 PREPASS_BYTES = 64 * 1024
+#: Bytes pydicom may read when the raw layout cannot say (another encoding, a malformed start): a
+#: header beyond them is refused as unreadable rather than walked element by element for minutes.
+PREPASS_FALLBACK_BYTES = 4 * 1024 * 1024
 
 
 def _prepass(path: Path) -> Optional[_Head]:
@@ -762,13 +688,21 @@ def _prepass(path: Path) -> Optional[_Head]:
         head: object = _RawHead(raw)
     except Exception:  # noqa: BLE001 - not in the first bytes, or not the raw layout: pydicom decides
         try:
-            head = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=_PREPASS_TAGS)
+            with open(path, "rb") as handle:  # a header is within its first MiBs: never walk a whole huge file
+                window = handle.read(PREPASS_FALLBACK_BYTES)
+            head = pydicom.dcmread(BytesIO(window), stop_before_pixels=True, specific_tags=_PREPASS_TAGS)
         except Exception:  # noqa: BLE001 - reported by _unread
             return None
     meta = getattr(head, "file_meta", None)
     sop = str(head.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta is not None else ""))  # type: ignore[attr-defined]
+    identity = tuple((str(head.get(k, "") or ""), kind) for k, kind in _POOLED if str(head.get(k, "") or "").strip())  # type: ignore[attr-defined]
     return _Head(patient_key_of(head), str(head.get("SeriesInstanceUID", "")), str(head.get("SOPInstanceUID", "")),  # type: ignore[attr-defined]
-                 sop, size)
+                 sop, size, identity)
+
+
+#: What the pre-pass pools of each patient's identity over all its files (a file may lack its name
+#: or birth date and still carry them in free text).
+_POOLED = (("PatientName", "name"), ("PatientID", "id"), ("PatientBirthDate", "date"))
 
 
 def _unread(path: Path, source: str) -> FileResult:
@@ -791,6 +725,27 @@ def _not_kept(head: _Head, source: str) -> FileResult:
         return FileResult(source, "failed", "not a readable DICOM object (no SOP Class UID)")
     why = "on the seed's list of removable objects" if head.sop_class in SEED_REMOVABLE_SOP_CLASSES else "not a CT/MR image object"
     return FileResult(source, "dropped", f"{sop_class_name(head.sop_class)}: {why}", sop_class=head.sop_class)
+
+
+def _release_copies(copies: Dict[Tuple[str, str], List[Path]], names: Dict[Path, str], run: _Run, jobs: int,
+                    results: Dict[str, FileResult]) -> None:
+    """Copies of one instance: while the one tried was not released, the next largest is tried;
+    the rest are skipped, naming the copy released."""
+    _RELEASED = ("released", "released earlier")
+    pending = {key: group for key, group in copies.items() if len(group) > 1}
+    while pending:
+        tasks = []
+        for key, group in list(pending.items()):
+            tried = [p for p in group if names[p] in results]
+            if results[names[tried[-1]]].fate in _RELEASED or len(tried) == len(group):
+                done = next((p for p in tried if results[names[p]].fate in _RELEASED), None)
+                for path in group[len(tried):]:
+                    results[names[path]] = FileResult(names[path], "skipped", f"the same SOP Instance UID as {names[done]}, which is released instead")
+                del pending[key]
+            else:
+                tasks.append(_Task(str(group[len(tried)]), names[group[len(tried)]], False))
+        if tasks:
+            _run_tasks(tasks, run, jobs, results, None, 0, len(tasks))
 
 
 def display_name(path: Path, root: Path) -> str:
@@ -885,15 +840,19 @@ def deidentify(
     new = linkage.assign({h.patient_key for h in heads.values()}, key)
     linkage.save()
     low, high = profile.date_shift_days
+    pooled: Dict[str, set] = defaultdict(set)
+    for h in heads.values():
+        pooled[h.patient_key].update(h.identity)
     patients = {h.patient_key: (linkage.get(h.patient_key).pseudonym, key.date_offset_days(h.patient_key, low, high),
-                                key.time_offset_seconds(h.patient_key)) for h in heads.values()}
+                                key.time_offset_seconds(h.patient_key), tuple(sorted(pooled[h.patient_key]))) for h in heads.values()}
     # The same instance twice (copies, or the same image in two transfer syntaxes): the largest
     # file is released (a truncated copy never hides its intact twin).  Two patients' instances
     # that share a UID are different images: both are released.
-    chosen: Dict[Tuple[str, str], Path] = {}
-    for path, head in sorted(heads.items(), key=lambda item: -item[1].size):
-        chosen.setdefault((head.patient_key, head.instance_uid), path)
-    duplicates = {p: chosen[(h.patient_key, h.instance_uid)] for p, h in heads.items() if chosen[(h.patient_key, h.instance_uid)] != p}
+    # When the largest is not released, the next one is tried.
+    copies: Dict[Tuple[str, str], List[Path]] = defaultdict(list)
+    for path, head in sorted(heads.items(), key=lambda item: (-item[1].size, names[item[0]])):
+        copies[(head.patient_key, head.instance_uid)].append(path)
+    duplicates = {p for group in copies.values() for p in group[1:]}
     sampled, seen_series = set(), set()
     for path in files:
         head = heads.get(path)
@@ -905,8 +864,6 @@ def deidentify(
              for p in files if p in heads and p not in duplicates]
     report = DeidReport(str(input_dir), str(output_dir), profile.name, str(report_path), conformance,
                         new_subjects=len(new), subjects=len(linkage), key_created=created)
-    for path, first in duplicates.items():
-        results[names[path]] = FileResult(names[path], "skipped", f"the same SOP Instance UID as {names[first]}, which is released instead")
     try:
         if conformance == "sample":
             # Each series' sample first: the IOD repairs dciodvfy asks of it are applied to the rest of its series.
@@ -917,6 +874,7 @@ def deidentify(
             _run_tasks(rest, run, jobs, results, progress, len(samples), len(tasks))
         else:
             _run_tasks(tasks, run, jobs, results, progress, 0, len(tasks))
+        _release_copies(copies, names, run, jobs, results)
     finally:
         report.files = [results[names[p]] for p in files if names[p] in results]
         report_path.mkdir(parents=True, exist_ok=True)

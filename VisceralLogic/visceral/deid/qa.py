@@ -28,8 +28,8 @@ def dciodvfy_path() -> Optional[str]:
     return shutil.which("dciodvfy")
 
 
-#: Values dciodvfy quotes in an error line: "text", <name=value>, 'c' (0xNN) (an offending character).
-_QUOTED = re.compile(r'"[^"]*"|<[^<>]*=[^<>]*>|\'[^\']*\'|\(0x[0-9A-Fa-f]{2}\)')
+#: Values dciodvfy quotes in an error line: "text", <value>, <name=value>, 'c' (0xNN) (an offending character).
+_QUOTED = re.compile(r'"[^"]*"|<[^<>]*>|\'[^\']*\'|\(0x[0-9A-Fa-f]{2}\)')
 _NUMBERS = re.compile(r"\b\d+(\.\d+)*\b")
 
 

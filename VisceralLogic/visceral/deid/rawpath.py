@@ -29,7 +29,7 @@ from functools import lru_cache
 from io import BytesIO
 from typing import Dict, List, Optional, Tuple
 
-from pydicom.datadict import dictionary_has_tag, dictionary_keyword, dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_has_tag, dictionary_keyword, dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
@@ -170,7 +170,7 @@ class RawRewriter:
         found = self._treatments.get(key)
         if found is not None:
             return found
-        keyword = _element_keyword(tag)
+        keyword = keyword_for_tag(tag) or ""  # as the walk names it (repeating groups included)
         known = vr
         if vr in ("UN", "OB", "OW") and keyword:
             known = dictionary_VR(tag).split(" or ")[0]
@@ -179,10 +179,10 @@ class RawRewriter:
         else:
             iod = iod_for(sop_class) if sop_class else None
             spec = iod.node((tag,)) if iod is not None else None
-            decision = plan(tag, vr, keyword, spec.type if spec is not None else None, iod is None or spec is not None, self.profile)
+            decision = plan(tag, vr, keyword, spec, iod is not None, self.profile)
             if decision.action == "keep":
                 found = ("copy", keyword, "")
-            elif decision.action == "remove" and (decision.why in ("private", "group length") or (
+            elif decision.action == "remove" and (decision.why in ("private", "group length", "overlay or curve") or (
                     decision.why == "not in the IOD" and vr != "SQ" and identifier_kind(keyword, vr) is None)):
                 # (an identifying value goes through the walk: it is remembered for the identity search)
                 found = ("drop", keyword, "removed (not in the IOD)" if decision.why == "not in the IOD" else "removed")

@@ -56,9 +56,9 @@ from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
 from visceral import __version__
-from visceral.deid.identifiers import identifier_kind
+from visceral.deid.identifiers import Identifiers, identifier_kind
 from visceral.deid.identity import SecretKey
-from visceral.deid.iod import IOD, iod_for
+from visceral.deid.iod import IOD, AttributeSpec, iod_for
 from visceral.deid.profile import Profile
 from visceral.deid.tables import AnnexERule, rule_for
 
@@ -72,7 +72,7 @@ DUMMY_NAME = "ANONYMOUS"
 DUMMY_VALUES = {
     "PN": DUMMY_NAME, "LO": DUMMY_TEXT, "SH": DUMMY_TEXT, "LT": DUMMY_TEXT, "ST": DUMMY_TEXT, "UT": DUMMY_TEXT,
     "UC": DUMMY_TEXT, "CS": DUMMY_TEXT, "AE": DUMMY_TEXT, "DA": "19000101", "TM": "000000", "DT": "19000101000000",
-    "AS": "000Y", "IS": "0", "DS": "0", "UR": "",
+    "AS": "000Y", "IS": "0", "DS": "0", "UR": "https://example.invalid/",
 }
 NUMERIC_VRS = frozenset(("US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"))
 BINARY_VRS = frozenset(("OB", "OW", "OF", "OD", "OL", "OV", "UN"))
@@ -95,6 +95,13 @@ KEPT_OUTSIDE_IOD = frozenset(tag_for_keyword(k) for k in (
     "RescaleSlope", "RescaleIntercept", "RescaleType", "DiffusionBValue", "DiffusionGradientOrientation", "DiffusionDirectionality",
     "TemporalPositionIndex", "InStackPositionNumber", "AcquisitionDuration", "NumberOfTemporalPositions", "TemporalPositionIdentifier",
     "TemporalResolution", "EffectiveEchoTime", "SpacingBetweenSlices", "ImagesInAcquisition", "MRAcquisitionType",
+))
+#: The modules of the subject's identity: of their attributes Annex E does not list, only these stay.
+_PATIENT_MODULES = frozenset(("patient", "clinical-trial-subject"))
+PATIENT_KEPT = frozenset((
+    "PatientName", "PatientID", "PatientSex", "PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
+    "PatientSpeciesDescription", "PatientSpeciesCodeSequence", "PatientBreedDescription", "PatientBreedCodeSequence",
+    "QualityControlSubject", "StrainDescription", "StrainNomenclature", "StrainCodeSequence", "PatientSexNeutered", "CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning",
 ))
 #: UIDs kept although not rooted at 1.2.840.10008: coding schemes and other registered identifiers.
 _REGISTERED_UID_ATTRIBUTES = frozenset(("CodingSchemeUID", "ContextGroupExtensionCreatorUID", "MappingResourceUID",
@@ -139,6 +146,12 @@ class HeaderContext:
     written: Set[str] = field(default_factory=set)
     counts: Counter = field(default_factory=Counter)
     notes: List[str] = field(default_factory=list)
+    #: the subject's identity from its other files: (value, kind), searched in this file too
+    subject_identifiers: Tuple[Tuple[str, str], ...] = ()
+
+    def identifiers(self) -> Identifiers:
+        """Everything this file's subject can be recognized by, ready for the search."""
+        return Identifiers.build(list(self.originals.items()) + list(self.subject_identifiers), self.written)
 
     def count(self, keyword: str, vr: str, action: str, private: bool = False) -> None:
         self.counts[(attribute_class(keyword, vr, private), action)] += 1
@@ -346,17 +359,21 @@ def _by_type(code: str, type_: Optional[str]) -> str:
     return "remove"
 
 
-def plan(tag: int, vr: str, keyword: str, type_: Optional[str], allowed: bool, profile: Profile) -> Plan:
+def plan(tag: int, vr: str, keyword: str, spec: Optional[AttributeSpec], iod_known: bool, profile: Profile) -> Plan:
     """The one decision on an element (see the module docstring); both executors call it.
 
     Args:
-        type_: the attribute's Type at its place in the IOD ("1", "1C", "2", "2C", "3"), or None.
-        allowed: whether the IOD allows the attribute at its place (True when the IOD is unknown).
+        spec: what the object's IOD says of the attribute at its place (None: not allowed there).
+        iod_known: False when the object's IOD is not in the table (nothing is then removed for it).
     """
+    type_ = spec.type if spec is not None else None
+    allowed = spec is not None or not iod_known
     if tag >> 16 & 1:
         return Plan("remove", "private")
     if tag & 0xFFFF == 0:
         return Plan("remove", "group length")
+    if tag >> 24 in (0x50, 0x60):  # overlays (60xx) and curves (50xx): graphics may spell out identity
+        return Plan("remove", "overlay or curve")
     if not allowed and tag not in _WRITTEN_TAGS and tag not in KEPT_OUTSIDE_IOD:
         return Plan("remove", "not in the IOD")
     if tag in profile.empty_tags:
@@ -376,8 +393,10 @@ def plan(tag: int, vr: str, keyword: str, type_: Optional[str], allowed: bool, p
         if vr == "UI" and code in ("D", "X/D", "Z/D", "X/Z/D"):
             return Plan("uid", f"Annex E {code} (UID)")
         return Plan(_by_type(code, type_), f"Annex E {code}, Type {type_ or '3'}")
-    if vr == "PN":
-        return Plan(_by_type("Z/D", type_), "a person's name")
+    if spec is not None and set(spec.modules) & _PATIENT_MODULES and keyword not in PATIENT_KEPT:
+        return Plan(_by_type("Z/D", type_), "patient module: only what the profile keeps")
+    if vr in ("PN", "UR"):
+        return Plan(_by_type("Z/D", type_), "a person's name" if vr == "PN" else "an address (URL)")
     if vr == "UI":
         return Plan("uid", "an instance UID")
     if vr in DATE_TIME_VRS:
@@ -443,8 +462,7 @@ class _Transformer:
             return
         here = path + (int(tag),)
         spec = self.iod.node(here) if self.iod is not None else None
-        allowed = self.iod is None or spec is not None
-        decision = plan(int(tag), vr, keyword, spec.type if spec is not None else None, allowed, self.profile)
+        decision = plan(int(tag), vr, keyword, spec, self.iod is not None, self.profile)
         action = decision.action
         if action == "keep":
             return
