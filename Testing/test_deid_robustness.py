@@ -302,8 +302,14 @@ def test_a_lossless_jpeg_point_transform_is_lossy(tmp_path: Path) -> None:
 
 def test_overlays_are_removed_not_refused(tmp_path: Path) -> None:
     inp = tmp_path / "in"
-    inp.mkdir()
-    corpus.variant(corpus.pydicom_test_file("examples_overlay.dcm"), inp / "overlay.dcm")
+    path = corpus.write_series(inp, PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=1, series_number=2)).paths[0]
+    ds = pydicom.dcmread(str(path))
+    for tag, vr, value in ((0x60000010, "US", 8), (0x60000011, "US", 8), (0x60000040, "CS", "G"), (0x60000050, "SS", [1, 1]),
+                           (0x60000100, "US", 1), (0x60000102, "US", 0), (0x60000022, "LO", "Robust Rosalind's marker"),
+                           (0x60003000, "OW", b"\xff" * 8)):
+        ds.add_new(tag, vr, value)  # an overlay plane (Overlay Data: X in Annex E, but Type 1 in its module)
+    write_dicom(ds, str(path))
+    path.rename(inp / "overlay.dcm")
     result = run(inp, tmp_path / "out")
     got = result["by"]["overlay.dcm"]
     assert got.fate == "released", got

@@ -6,7 +6,8 @@
   present, and those of a User-optional or Conditional module when the module is present (one of its own
   attributes -- one no Mandatory module also holds -- is present), at every nesting level present in the
   dataset: each item of a present sequence is checked against the attributes of that sequence's items.  A
-  mandatory functional group macro must be in the Shared Functional Groups item or in every Per-frame item.
+  mandatory functional group macro must be in the Shared Functional Groups item or in every Per-frame item, and
+  no macro in both (PS3.3 C.7.6.16.1.1).
   Types 1C and 2C are not required (their conditions are not evaluated).
 - **emptiness** -- a present Type 1 or 1C attribute has a value (a sequence at least one Item); Type 2 may be
   empty.
@@ -38,6 +39,7 @@ from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 
 from visceral.deid.iod import IOD, PER_FRAME_FG, SHARED_FG, TYPE_RANK, iod_for, normalize_tag
+from visceral.deid.tables import vr_text
 
 __all__ = ["Finding", "check", "errors", "vr_problem", "vm_problem"]
 
@@ -323,8 +325,8 @@ class _Checker:
         return effective
 
     def functional_groups(self, ds: Dataset) -> None:
-        """Where the macros are: a mandatory one in the Shared item or in every Per-frame item; any one in
-        either the Shared item or every Per-frame item, not in some Per-frame items only, nor in both."""
+        """Where the macros are: a mandatory one in the Shared item or in every Per-frame item; none in both
+        (PS3.3 C.7.6.16.1.1; an optional one may be in some Per-frame items only)."""
         shared = _items(ds, SHARED_FG)
         per_frame = _items(ds, PER_FRAME_FG)
         shared_keys = _keys(shared[0]) if shared else frozenset()
@@ -341,23 +343,16 @@ class _Checker:
                     self.error(f"{_tag_text(PER_FRAME_FG)}[{missing[0]}]>{_tag_text(tag)}",
                                f"Type {type_} attribute {_name(tag)} is missing (mandatory functional group {name}): "
                                f"in neither the Shared item nor {len(missing)} of {len(frame_keys)} Per-frame items")
-        if self.plan.fg is None or not frame_keys:
+        if self.plan.fg is None or not frame_keys or not shared_keys:
             return
-        mandatory = {name for name, _ in self.plan.fg_mandatory}
-        for module, own in self.plan.fg.own:
-            name = self.iod.module(module).name
-            holding = [i for i, keys in enumerate(frame_keys) if not keys.isdisjoint(own)]
-            if not holding:
+        for module, own in self.plan.fg.own:  # PS3.3 C.7.6.16.1.1: "not ... in both"
+            if shared_keys.isdisjoint(own):
                 continue
-            first_tag = _tag_text(min(own))
-            if not shared_keys.isdisjoint(own):
-                self.error(f"{_tag_text(PER_FRAME_FG)}[{holding[0]}]>{first_tag}",
-                           f"functional group {name} is in the Shared item and in {len(holding)} Per-frame items")
-            elif len(holding) < len(frame_keys) and name not in mandatory:
-                first = next(i for i in range(len(frame_keys)) if i not in set(holding))
-                self.error(f"{_tag_text(PER_FRAME_FG)}[{first}]>{first_tag}",
-                           f"functional group {name} is in {len(holding)} of {len(frame_keys)} Per-frame items; "
-                           "it belongs in every Per-frame item or in the Shared item")
+            holding = [i for i, keys in enumerate(frame_keys) if not keys.isdisjoint(own)]
+            if holding:
+                self.error(f"{_tag_text(PER_FRAME_FG)}[{holding[0]}]>{_tag_text(min(own & frame_keys[holding[0]]))}",
+                           f"functional group {self.iod.module(module).name} is in the Shared item and in "
+                           f"{len(holding)} Per-frame items")
 
     # -- walking ----------------------------------------------------------------------------------
     def walk(self, ds: Dataset, content: int, prefix: str, level: Optional[_Level], fg: bool = False) -> None:
@@ -389,10 +384,10 @@ class _Checker:
 
     def element(self, ds: Dataset, tag: int, path: str, entry: Optional[tuple], type_: str) -> None:
         raw = ds.get_item(tag)
-        vr = str(getattr(raw, "VR", None) or "")
+        vr = vr_text(getattr(raw, "VR", None))
         dictionary = _dictionary_vrs(tag)
         if not vr:
-            vr = dictionary[0] if len(dictionary) == 1 else ds[tag].VR
+            vr = dictionary[0] if len(dictionary) == 1 else vr_text(ds[tag].VR)
         if vr == "SQ":
             self.sequence(ds, tag, path, entry, type_)
             return

@@ -60,7 +60,7 @@ from visceral.deid.identifiers import Identifiers, identifier_kind
 from visceral.deid.identity import SecretKey
 from visceral.deid.iod import IOD, AttributeSpec, iod_for
 from visceral.deid.profile import Profile
-from visceral.deid.tables import AnnexERule, rule_for
+from visceral.deid.tables import AnnexERule, rule_for, vr_text
 
 __all__ = ["HeaderContext", "decide", "plan", "Plan", "deidentify_header", "prepare_header", "transform_elements", "transform_element",
            "set_identity", "deidentify_meta", "follow_instance_uid", "patient_key_of", "derive_age", "cap_age", "shift_date",
@@ -654,13 +654,6 @@ def _vr_of(ds: Dataset, tag) -> str:
     except KeyError:
         return vr or "UN"
     return known.split(" or ")[0]
-
-
-def vr_text(vr: object) -> str:
-    """A VR as its two letters: pydicom 2.4 gives an enum whose ``str`` on Python 3.9 is ``VR.OB``."""
-    if not vr:
-        return ""
-    return str(getattr(vr, "value", vr))
 
 
 def _sequence_in_binary(ds: Dataset, tag) -> bool:

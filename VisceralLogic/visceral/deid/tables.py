@@ -20,6 +20,7 @@ __all__ = [
     "SEED_REMOVABLE_SOP_CLASSES",
     "LOSSLESS_TRANSFER_SYNTAXES",
     "rule_for",
+    "vr_text",
 ]
 
 #: Seed section 2: "Some basic DICOM objects will have to be always present within the data set".
@@ -111,6 +112,13 @@ def rule_for(tag: int) -> Optional[AnnexERule]:
         if tag & mask == value:
             return masked_rule
     return None
+
+
+def vr_text(vr: object) -> str:
+    """A VR as its two letters: pydicom 2.4 gives an enum whose ``str`` on Python 3.9 is ``VR.OB``."""
+    if not vr:
+        return ""
+    return str(getattr(vr, "value", vr))
 
 
 def sop_class_name(uid: str) -> str:
