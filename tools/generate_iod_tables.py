@@ -258,7 +258,9 @@ def _rows_by_owner(rows: list, owner_key: str) -> Dict[str, list]:
     return out
 
 
-def generate(source: Source, repository: str, distribution: str, commit: str, date: str) -> dict:
+def generate(source: Source, repository: str, distribution: str, commit: str, date: str,
+             sop_classes: Tuple[str, ...] = SOP_CLASSES) -> dict:
+    """The table (see the module docstring) of ``sop_classes`` from ``source``."""
     sops = {s["id"]: s for s in source.load("sops")}
     ciods = {c["name"]: c for c in source.load("ciods")}
     ciod_to_modules = source.load("ciod_to_modules")
@@ -287,7 +289,7 @@ def generate(source: Source, repository: str, distribution: str, commit: str, da
 
     interner = Interner()
     iods: Dict[str, dict] = {}
-    for uid in SOP_CLASSES:
+    for uid in sop_classes:
         sop = sops[uid]
         ciod = ciods[sop["ciod"]]
         ciod_id = ciod["id"]
