@@ -282,6 +282,16 @@ def _plan(uid: str) -> Optional[_Plan]:
     return _Plan(iod, top, fg, tuple(fg_mandatory), nested)
 
 
+def missing_type2(sop_class: str, present: Iterable[int]) -> Tuple[int, ...]:
+    """The top-level Type 2 attributes of the IOD's Mandatory modules that ``present`` lacks: an
+    output may carry them empty (a conformance repair that adds no information)."""
+    plan = _plan(sop_class)
+    if plan is None:
+        return ()
+    keys = frozenset(normalize_tag(t) for t in present)
+    return tuple(sorted({tag for tag, type_, _ in plan.top.always if type_ == "2" and tag not in keys and tag >> 24 not in (0x50, 0x60)}))
+
+
 # ---------------------------------------------------------------------------------------- the check
 
 

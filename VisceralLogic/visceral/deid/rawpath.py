@@ -43,6 +43,7 @@ from visceral.deid.iod import iod_for
 from visceral.deid.rawdicom import MEDIA_STORAGE_SOP_INSTANCE_UID, PIXEL_DATA, SOP_INSTANCE_UID, Element, RawFile, parse_elements
 from visceral.deid.rules import (
     PREPARE_KEYWORDS, STRING_VRS, HeaderContext, date_time_originals, deidentify_meta, plan, prepare_header, set_identity, transform_element,
+    type2_additions,
 )
 
 __all__ = ["RawRewriter", "Rewritten"]
@@ -173,7 +174,8 @@ class RawRewriter:
         keyword = keyword_for_tag(tag) or ""  # as the walk names it (repeating groups included)
         known = vr
         if vr in ("UN", "OB", "OW") and keyword:
-            known = dictionary_VR(tag).split(" or ")[0]
+            dictionary = dictionary_VR(tag).split(" or ")
+            known = vr if vr in dictionary else dictionary[0]
         if known != vr:
             found = ("work", keyword, "")  # a standard element stored as UN or binary: pydicom decides
         else:
@@ -256,6 +258,13 @@ class RawRewriter:
             return _encode(age, implicit)
         return self._outcome(("prepare", ctx.date_offset_days, implicit, charset, chunk), ctx, step)
 
+    def _completion(self, present: Tuple[int, ...], implicit: bool, ctx: HeaderContext) -> _Outcome:
+        """:func:`~visceral.deid.rules.type2_additions`, encoded (memoized per SOP class and the tags present)."""
+        def step(sub: HeaderContext):
+            added = type2_additions(present, sub)
+            return _encode(added, implicit) if len(added) else {}
+        return self._outcome(("type 2", ctx.sop_class, present, implicit), ctx, step)
+
     def _identity(self, implicit: bool, ctx: HeaderContext) -> _Outcome:
         def step(sub: HeaderContext):
             ds = Dataset()
@@ -303,6 +312,9 @@ class RawRewriter:
         identity = self._identity(implicit, ctx)
         identity.merge_into(ctx)
         pieces.update(identity.out)
+        completion = self._completion(tuple(sorted(pieces)), implicit, ctx)
+        completion.merge_into(ctx)
+        pieces.update(completion.out)
 
         sop = pieces.get(SOP_INSTANCE_UID)
         sop_uid = next((text for _, tag, text in sop[1] if tag == SOP_INSTANCE_UID), "") if sop is not None else None

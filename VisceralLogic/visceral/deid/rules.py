@@ -686,6 +686,7 @@ def deidentify_header(ds: Dataset, ctx: HeaderContext) -> None:
     prepare_header(ds, ctx)
     transform_elements(ds, ctx)
     set_identity(ds, ctx)
+    ds.update(type2_additions([int(t) for t in ds.keys()], ctx))
     if getattr(ds, "file_meta", None) is not None:
         deidentify_meta(ds.file_meta, ds, ctx)
 
@@ -723,6 +724,22 @@ def transform_element(ds: Dataset, tag: int, ctx: HeaderContext, originals: Opti
 def date_time_originals(ds: Dataset) -> Dict[str, str]:
     """keyword -> value of the top-level dates and times of ``ds`` (the partners of date/time pairs)."""
     return _Transformer._date_time_originals(ds)
+
+
+def type2_additions(present: Iterable[int], ctx: HeaderContext) -> Dataset:
+    """The Type 2 attributes of the IOD's Mandatory modules the output lacks, empty (the input lacked
+    them: an output carries them, one conformance error less and no information more)."""
+    from visceral.deid.conformance import missing_type2
+
+    added = Dataset()
+    for tag in missing_type2(ctx.sop_class, present) if ctx.sop_class else ():
+        try:
+            vr = dictionary_VR(tag).split(" or ")[0]
+        except KeyError:
+            continue
+        added.add_new(tag, vr, Sequence([]) if vr == "SQ" else None)
+        ctx.count(keyword_for_tag(tag) or "", vr, "added empty (Type 2 in this IOD)")
+    return added
 
 
 def set_identity(ds: Dataset, ctx: HeaderContext) -> None:
