@@ -382,3 +382,19 @@ def test_a_huge_file_with_a_bogus_dicom_header_is_not_walked(tmp_path: Path) -> 
     start = time.monotonic()
     got = run(inp, tmp_path / "out")["by"]["bogus.dcm"]
     assert got.fate in ("failed", "skipped") and time.monotonic() - start < 30
+
+
+def test_a_patient_name_equal_to_a_kept_value_is_cleaned_not_refused(tmp_path: Path) -> None:
+    """A public 'anonymized' set whose Patient Name equals its Sequence Name (a real case): the
+    first version refused the file; the value is overwritten in the kept attribute instead."""
+    src = realworld.REALWORLD / "siemens_mr_decubitus_sag"
+    path = sorted(src.glob("*.dcm"))[0]
+    ds = pydicom.dcmread(str(path))
+    ds.PatientName = str(ds.SequenceName)
+    inp = tmp_path / "in"
+    inp.mkdir()
+    write_dicom(ds, str(inp / "named.dcm"))
+    got = run(inp, tmp_path / "out")["by"]["named.dcm"]
+    assert got.fate == "released" and any(c.startswith("SequenceName") for c in got.cleaned), got
+    out = pydicom.dcmread(str(tmp_path / "out" / got.output))
+    assert set(str(out.SequenceName).strip()) <= set("X*_0123456789") or "X" in str(out.SequenceName)

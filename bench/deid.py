@@ -65,6 +65,9 @@ def make_real_study(root: Path, series: int, slices: int) -> List[str]:
     from visceral.fileio import write_dicom
 
     template = pydicom.dcmread(str(REAL_TEMPLATE))
+    for keyword in ("PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence"):
+        if keyword in template:  # a fresh clinical export, not one de-identified before (gdcmanon -e refuses those)
+            del template[keyword]
     rng = np.random.default_rng(0)
     sentinels = []
     for s in range(series):

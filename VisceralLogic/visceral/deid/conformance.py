@@ -394,6 +394,25 @@ class _Checker:
 
     def element(self, ds: Dataset, tag: int, path: str, entry: Optional[tuple], type_: str) -> None:
         raw = ds.get_item(tag)
+        data = getattr(raw, "value", None)
+        if (type(raw).__name__ == "RawDataElement" and isinstance(data, (bytes, bytearray)) and len(data) <= _MEMO_VALUE_BYTES
+                and raw.VR and raw.VR != "UN" and len(_dictionary_vrs(tag)) == 1):  # findings that depend on the value alone
+            # A series repeats most values file after file: the findings of an undecoded value are memoized.
+            key = (tag, raw.VR, type_, entry is None, str(getattr(ds, "_character_set", "")), bytes(data))
+            found = _VALUE_MEMO.get(key)
+            if found is None:
+                start = len(self.findings)
+                self._element(ds, tag, path, entry, type_, raw)
+                found = tuple((f.severity, f.message) for f in self.findings[start:])
+                if len(_VALUE_MEMO) > 100_000:
+                    _VALUE_MEMO.clear()
+                _VALUE_MEMO[key] = found
+                return
+            self.findings.extend(Finding(severity, path, message) for severity, message in found)
+            return
+        self._element(ds, tag, path, entry, type_, raw)
+
+    def _element(self, ds: Dataset, tag: int, path: str, entry: Optional[tuple], type_: str, raw: object) -> None:
         vr = vr_text(getattr(raw, "VR", None))
         dictionary = _dictionary_vrs(tag)
         if not vr:
@@ -466,6 +485,10 @@ class _Checker:
                 continue
             self.walk(item, child, f"{path}[{index}]>", self.plan.fg if fg else None, fg)
 
+
+#: Undecoded values up to this size have their findings memoized (:meth:`_Checker.element`).
+_MEMO_VALUE_BYTES = 256
+_VALUE_MEMO: Dict[tuple, Tuple[Tuple[str, str], ...]] = {}
 
 _NO_VM = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN", "SQ", "ST", "LT", "UT", "UR"})
 

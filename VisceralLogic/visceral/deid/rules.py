@@ -148,10 +148,15 @@ class HeaderContext:
     notes: List[str] = field(default_factory=list)
     #: the subject's identity from its other files: (value, kind), searched in this file too
     subject_identifiers: Tuple[Tuple[str, str], ...] = ()
+    _identifiers: Optional[Tuple[Tuple[int, int], Identifiers]] = field(default=None, repr=False, compare=False)
 
     def identifiers(self) -> Identifiers:
-        """Everything this file's subject can be recognized by, ready for the search."""
-        return Identifiers.build(list(self.originals.items()) + list(self.subject_identifiers), self.written)
+        """Everything this file's subject can be recognized by, ready for the search (built once
+        for the record as it stands)."""
+        state = (len(self.originals), len(self.written))
+        if self._identifiers is None or self._identifiers[0] != state:
+            self._identifiers = (state, Identifiers.build(list(self.originals.items()) + list(self.subject_identifiers), self.written))
+        return self._identifiers[1]
 
     def count(self, keyword: str, vr: str, action: str, private: bool = False) -> None:
         self.counts[(attribute_class(keyword, vr, private), action)] += 1
@@ -619,9 +624,6 @@ class _Transformer:
             self.ctx.count(keyword, elem.VR, "invalid value emptied")
             self.ctx.notes.append("PatientSex: not M, F or O; emptied")
             return
-        if elem.VR not in ("AS", "CS", "DS", "US", "FD", "FL") and text:
-            # a free-text characteristic is still text of the subject: searched like any kept text
-            pass
         self.ctx.count(keyword, elem.VR, "kept (patient characteristic)")
 
     def _standardize(self, ds: Dataset, elem: DataElement, keyword: str, type_: Optional[str]) -> None:
