@@ -30,3 +30,28 @@ def test_names_command_reports_bad_names_in_one_line_and_goes_on() -> None:
 def test_no_command_prints_help() -> None:
     result = run()
     assert result.returncode == 2 and "selfcheck" in result.stdout
+
+
+def test_progress_bar_draws_on_a_terminal_and_writes_one_line_per_stage_elsewhere() -> None:
+    import io
+
+    from visceral.progress import ProgressBar
+
+    log = io.StringIO()
+    bar = ProgressBar(log)
+    for done in range(1, 101):
+        bar(done, 100, "de-identifying")
+    for done in range(1, 4):
+        bar(done, 3, "writing")
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("de-identifying: 100/100 in") and lines[1].startswith("writing: 3/3")
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    bar = ProgressBar(screen)
+    for done in range(1, 11):
+        bar(done, 10, "converting")
+    assert screen.getvalue().count("\r") == 10 and screen.getvalue().endswith("10/10\n") or "10/10" in screen.getvalue()

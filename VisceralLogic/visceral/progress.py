@@ -16,14 +16,13 @@ __all__ = ["Progress", "ProgressBar"]
 
 
 class ProgressBar:
-    """A one-line text progress bar (redrawn in place on a terminal, a line every few seconds otherwise)."""
+    """A one-line text progress bar redrawn in place on a terminal; elsewhere (a log, CI) one summary
+    line per finished stage, as tqdm-like tools do."""
 
-    def __init__(self, stream: Optional[TextIO] = None, width: int = 30, interval_s: float = 5.0) -> None:
+    def __init__(self, stream: Optional[TextIO] = None, width: int = 30) -> None:
         self.stream = stream or sys.stderr
         self.width = width
-        self.interval_s = interval_s
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._last = 0.0
         self._stage = ""
         self._start = time.monotonic()
 
@@ -31,17 +30,16 @@ class ProgressBar:
         now = time.monotonic()
         finished = total > 0 and done >= total
         if stage != self._stage:
-            self._stage, self._start, self._last = stage, now, 0.0
-        if not self.tty and not finished and now - self._last < self.interval_s:
-            return
-        self._last = now
-        fraction = done / total if total else 1.0
-        filled = int(round(self.width * fraction))
+            self._stage, self._start = stage, now
         elapsed = now - self._start
         rate = f" ({done / elapsed:.1f}/s)" if elapsed > 0.5 else ""
+        if not self.tty:
+            if finished:
+                self.stream.write(f"{stage}: {done}/{total} in {elapsed:.1f} s{rate}\n")
+                self.stream.flush()
+            return
+        fraction = done / total if total else 1.0
+        filled = int(round(self.width * fraction))
         line = f"{stage:16} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}{rate}"
-        if self.tty:
-            self.stream.write("\r" + line + ("\n" if finished else ""))
-        else:
-            self.stream.write(line + "\n")
+        self.stream.write("\r" + line + ("\n" if finished else ""))
         self.stream.flush()
