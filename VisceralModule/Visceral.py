@@ -9,7 +9,6 @@ Qt-free bridge ``VisceralLib.MRMLBridge`` and the pure-logic package ``visceral`
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from pathlib import Path
 from typing import List, Optional
@@ -277,10 +276,13 @@ class VisceralLogic(ScriptedLoadableModuleLogic):
         return VisceralParameterNode(super().getParameterNode())
 
     def deidentifyFolder(self, inputFolder: str, outputFolder: str, progress=None):
-        """De-identify a clinical DICOM folder (QA gate on); returns the audit report."""
+        """De-identify a clinical DICOM folder with the same QA gate as the command line (its IOD check
+        runs in process: no external program needed); returns the audit report.  Runs in Slicer's own
+        process, one file at a time (no process pool inside the application), reporting progress
+        after every file."""
         from visceral.deid import deidentify
 
-        return deidentify(inputFolder, outputFolder, jobs=os.cpu_count() or 1, progress=progress)
+        return deidentify(inputFolder, outputFolder, jobs=1, progress=progress)
 
     def importDicomFolder(self, dicomFolder: str, datasetFolder: str, progress=None, scene=None):
         """Check that ``dicomFolder`` is de-identified, convert it into ``datasetFolder`` and load the volumes.
