@@ -1,9 +1,13 @@
-"""Atomic file output: the one way this package writes a file.
+"""Atomic file output: the ways this package writes a file.
 
 A crash or Ctrl-C never leaves a half-written file that looks complete: data
 goes to a hidden temporary file in the destination folder, is flushed to disk,
 and only then renamed over the destination (``os.replace`` is atomic on POSIX
-and on Windows for files on the same volume).
+and on Windows for files on the same volume).  :func:`publish` does the same
+through a staging folder outside the destination (the de-identification's
+release, where not even a hidden partial file may appear).  The one exception
+is the secret key (:meth:`visceral.deid.identity.SecretKey.load_or_create`),
+created exclusively with owner-only permissions.
 """
 
 from __future__ import annotations
@@ -46,10 +50,19 @@ def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Non
         handle.write(text)
 
 
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_write(path, "wb") as handle:
-        handle.write(data)
+def publish(data: bytes, staging: PathLike, path: PathLike) -> None:
+    """Write ``data`` to the file ``staging`` (outside ``path``'s folder), then rename it to ``path``:
+    ``path`` appears complete or not at all; its folder is made when missing."""
+    staging, path = Path(staging), Path(path)
+    try:
+        with open(staging, "wb") as handle:
+            handle.write(data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
+        raise
 
 
 def atomic_output_path(path: PathLike) -> "contextlib.AbstractContextManager[Path]":

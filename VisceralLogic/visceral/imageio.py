@@ -1,4 +1,5 @@
-"""NIfTI volumes: reading and writing with their geometry (SimpleITK), and a raw header reader.
+"""NIfTI volumes: reading (SimpleITK) and writing (this package's own streaming NIfTI-1 writer) with their
+geometry, and a raw header reader.
 
 Array convention of the whole package: numpy arrays of voxels are indexed
 ``[k, j, i]`` (slowest axis first), as ``SimpleITK.GetArrayFromImage`` and

@@ -10,7 +10,7 @@ name of each structure ("consistent with RadLex") to its label value.
 
 Label values (docs/CONVENTIONS.md, "Label values"): by default a structure's
 label is its RadLex ID number (liver = RID58 -> 58), the same in every subject
-and every annotation; ``compact=True`` numbers the structures 1..N in registry
+and every annotation; ``compact=True`` numbers the structures 1..N in RadLex-ID
 order instead.  Labels never depend on the order in which structures are given.
 """
 
@@ -219,7 +219,7 @@ class StructureRegistry:
         return self.by_snomed(type_code[1], modifier[1] if len(modifier) > 1 else "")
 
     def label_values(self, structures: Iterable[Union[str, int, Structure]], compact: bool = False) -> Dict[str, int]:
-        """Label value of each structure: its RadLex ID, or 1..N in registry order when ``compact``.
+        """Label value of each structure: its RadLex ID, or 1..N in RadLex-ID order when ``compact``.
 
         The result never depends on the order of ``structures``.
         """

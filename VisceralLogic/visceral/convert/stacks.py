@@ -1,8 +1,8 @@
 """From DICOM files to 3D stacks: grouping, slice sorting, geometry checks (no pixel decoding).
 
 Grouping follows dcm2niix: files of one Series Instance UID are split further by everything that
-makes a stack non-3D -- image orientation, matrix size, pixel spacing, echo (number and time),
-temporal position, and acquisition number for MR.  Enhanced (multi-frame) objects are split the
+makes a stack non-3D -- image orientation, matrix size, pixel spacing, echo (number and time) and
+temporal position (Acquisition Number is not read).  Enhanced (multi-frame) objects are split the
 same way, frame by frame, from their per-frame and shared functional groups.
 
 Slices are sorted along the slice normal (row x column direction) by Image Position (Patient),

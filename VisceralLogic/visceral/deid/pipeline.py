@@ -78,7 +78,7 @@ from visceral.deid.tables import (
     sop_class_name,
 )
 from visceral.errors import VisceralError
-from visceral.fileio import TEMP_PREFIX, atomic_write_text, write_dicom
+from visceral.fileio import TEMP_PREFIX, atomic_write_text, publish, write_dicom
 from visceral.parallel import unordered
 
 PathLike = Union[str, Path]
@@ -550,11 +550,7 @@ def _gate_and_release(task: _Task, result: FileResult, run: _Run, path: Path, fi
                 reasons.append(f"an identifier of the subject remains in the {places[0]}, where it cannot be cleaned")
             result.fate, result.reason = "refused", "QA gate: " + "; ".join(reasons)
             return
-        _write(tmp, data)
-        if final.parent not in _MADE:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            _MADE.add(final.parent)
-        os.replace(tmp, final)
+        publish(data, tmp, final)
         result.output = relative.as_posix()
         result.fate = "released"
     finally:
@@ -572,7 +568,7 @@ def _conformance(task: _Task, source: Path, data: bytes, ds: Optional[pydicom.Da
     if task.check_conformance and dciodvfy_path():
         with tempfile.TemporaryDirectory(prefix="visceral-check-") as folder:
             tmp = Path(folder, "output.dcm")
-            _write(tmp, data)
+            tmp.write_bytes(data)
             errors += added_errors(conformance_errors(source), conformance_errors(tmp))
     return errors
 
@@ -615,11 +611,6 @@ def _encodings(ds: Optional[pydicom.Dataset], rewritten: Optional[Rewritten]) ->
         return tuple(dict.fromkeys(convert_encodings([str(v) for v in values] or ["ISO_IR 6"])))
     except Exception:  # noqa: BLE001 - an unknown character set: the defaults
         return ("latin-1",)
-
-
-def _write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
 
 
 @dataclass(frozen=True)
