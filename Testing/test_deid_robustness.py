@@ -398,3 +398,30 @@ def test_a_patient_name_equal_to_a_kept_value_is_cleaned_not_refused(tmp_path: P
     assert got.fate == "released" and any(c.startswith("SequenceName") for c in got.cleaned), got
     out = pydicom.dcmread(str(tmp_path / "out" / got.output))
     assert set(str(out.SequenceName).strip()) <= set("X*_0123456789") or "X" in str(out.SequenceName)
+
+
+def test_a_date_moves_with_its_time_in_every_file_of_a_series(tmp_path: Path) -> None:
+    """Study Date + Study Time move as one instant; when the shifted time crosses midnight, every file
+    of the series gets the same next-day date -- whichever executor and memo handled its time (a
+    memoized time once left its date unshifted by the carry: dcm2niix then split the series)."""
+    inp = tmp_path / "in"
+    written = corpus.write_series(inp, PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=6, series_number=2))
+    key = SecretKey(bytes(range(40, 72)))
+    (tmp_path / "key.hex").write_text(key.raw().hex())
+    patient_key = f"id:{PATIENT.patient_id}"
+    offset = key.time_offset_seconds(patient_key)
+    start = (86400 - offset + 120) % 86400  # shifted, the study time lands two minutes after midnight
+    study_time = f"{start // 3600:02d}{start % 3600 // 60:02d}{start % 60:02d}"
+    for path in written.paths:
+        ds = pydicom.dcmread(str(path))
+        ds.StudyTime = study_time
+        write_dicom(ds, str(path))
+    report = deidentify(inp, tmp_path / "out", key_file=tmp_path / "key.hex", jobs=1, conformance="off")
+    dates = {pydicom.dcmread(str(tmp_path / "out" / f.output)).StudyDate for f in report.files}
+    times = {pydicom.dcmread(str(tmp_path / "out" / f.output)).StudyTime for f in report.files}
+    assert len(dates) == 1 and times == {"000200"}, (dates, times)
+    import datetime as dt
+
+    original = dt.datetime.strptime(pydicom.dcmread(str(written.paths[0])).StudyDate, "%Y%m%d").date()
+    days = key.date_offset_days(patient_key, *default_profile().date_shift_days)
+    assert dates == {(original + dt.timedelta(days=days + 1)).strftime("%Y%m%d")}

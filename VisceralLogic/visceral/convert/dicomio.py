@@ -44,6 +44,10 @@ class SeriesInfo:
     series_description: str = ""
 
 
+class MosaicError(ValueError):
+    """A Siemens mosaic image: many slices tiled in one 2D image."""
+
+
 def _text(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword)
     return "" if value is None else str(value).strip()
@@ -107,6 +111,8 @@ def read_header(path: str) -> Tuple[SeriesInfo, List[Frame]]:
     split = (("echo", echo), ("temporal position", _text(ds, "TemporalPositionIdentifier")))
     if frames_count > 1:
         raise ValueError("a multi-frame object without functional groups is not supported")
+    if any("MOSAIC" in str(v).upper() for v in (ds.get("ImageType") or [])):
+        raise MosaicError("a Siemens mosaic (slices tiled in one image): not unpacked; refused rather than written as one slice")
     try:
         thickness = float(ds.get("SliceThickness") or 0.0)
     except (TypeError, ValueError):

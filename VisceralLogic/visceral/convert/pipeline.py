@@ -28,7 +28,7 @@ from pydicom.errors import InvalidDicomError
 from visceral import __version__
 from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.names import VisceralName
-from visceral.convert.dicomio import SeriesInfo, load_stack_voxels, read_header
+from visceral.convert.dicomio import MosaicError, SeriesInfo, load_stack_voxels, read_header
 from visceral.convert.stacks import Frame, Stack, StackError, build_stacks, check_geometry, direction_lps
 from visceral.dataset import write_dataset_readme, write_image
 from visceral.deid.identity import pseudonym, subject_number
@@ -51,6 +51,7 @@ PROBLEM_CODES: Dict[str, Tuple[str, bool]] = {
     "GANTRY_TILT": ("slices step off the slice normal (gantry tilt)", True),
     "MISSING_SLICE": ("a slice is missing from an otherwise regular stack", True),
     "UNEVEN_SPACING": ("slice spacing is not uniform", True),
+    "MOSAIC": ("a Siemens mosaic (slices tiled in one image), not unpacked", True),
     "PIXEL_DECODE_FAILED": ("pixel data cannot be decoded", True),
     "NOT_PSEUDONYMIZED": ("Patient ID is not a Visceral pseudonym; numbered in order", False),
 }
@@ -120,6 +121,8 @@ def _scan(paths: List[Path], root: Path, problems: List[Problem], progress: Opti
             info, file_frames = read_header(str(path))
         except InvalidDicomError:
             problems.append(Problem("NOT_DICOM", rel, "no DICM preamble and file meta"))
+        except MosaicError as exc:
+            problems.append(Problem("MOSAIC", rel, str(exc)))
         except ValueError as exc:
             problems.append(Problem("UNSUPPORTED_OBJECT", rel, str(exc)))
         except Exception as exc:  # noqa: BLE001 - a broken file is one report line

@@ -8,10 +8,12 @@ same way, frame by frame, from their per-frame and shared functional groups.
 Slices are sorted along the slice normal (row x column direction) by Image Position (Patient),
 never by file name or Instance Number.  Then the stack must be a regular grid:
 
-- the step between slices must be parallel to the normal (else: gantry tilt, ``GANTRY_TILT``;
+- every slice must lie on the line through the first along the normal, within a tenth of a pixel
+  (else: gantry tilt, ``GANTRY_TILT``;
   refused -- resampling would change the voxel values; Gantry/Detector Tilt (0018,1120) is never
   used, the standard says it is not for computation);
-- steps must be equal within tolerance (a step that is a multiple of the others: ``MISSING_SLICE``;
+- every slice must lie on the regular grid within a tenth of the slice spacing (a step that is a
+  multiple of the others: ``MISSING_SLICE``;
   otherwise ``UNEVEN_SPACING``; both refused, never silently stretched);
 - two slices at one position: ``DUPLICATE_POSITION`` (a dimension the grouping could not see);
 - a single slice takes its Slice Thickness as voxel size along the normal (``NO_SPACING`` without one).
@@ -24,12 +26,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["Frame", "Stack", "StackError", "build_stacks", "check_geometry", "SPACING_TOLERANCE", "TILT_TOLERANCE_DEG"]
+__all__ = ["Frame", "Stack", "StackError", "build_stacks", "check_geometry", "SPACING_TOLERANCE", "TILT_TOLERANCE"]
 
-#: Relative tolerance on slice steps (0.1 % of the step, at least 1e-3 mm).
-SPACING_TOLERANCE = 1e-3
-#: Largest angle (degrees) between slice step and slice normal for a non-tilted stack.
-TILT_TOLERANCE_DEG = 0.05
+#: Largest deviation of a slice from the regular grid along the normal, as a fraction of the slice
+#: spacing (0.1: a tenth of a voxel, over the whole stack).
+SPACING_TOLERANCE = 0.1
+#: Largest in-plane displacement of a slice from the line through the first slice along the normal,
+#: as a fraction of the smaller pixel spacing (a tenth of a voxel, over the whole stack): what a
+#: tilt or shear would misplace, not its angle.
+TILT_TOLERANCE = 0.1
 
 
 class StackError(Exception):
@@ -117,15 +122,21 @@ def check_geometry(stack: Stack) -> Stack:
         index = int(np.argmin(along))
         raise StackError("DUPLICATE_POSITION", f"slices {index + 1} and {index + 2} (of {len(frames)}) share one position; "
                                                "a dimension (echo, time, phase) is mixed in")
-    lengths = np.linalg.norm(steps, axis=1)
-    angles = np.degrees(np.arccos(np.clip(along / lengths, -1.0, 1.0)))
-    if np.max(angles) > TILT_TOLERANCE_DEG:
-        raise StackError("GANTRY_TILT", f"slices step {float(np.max(angles)):.2f} degrees off the slice normal (gantry tilt or sheared stack); "
+    # In-plane displacement of every slice from the line through the first one along the normal (mm).
+    offsets = positions - positions[0]
+    in_plane = offsets - np.outer(offsets @ normal, normal)
+    shift = float(np.max(np.linalg.norm(in_plane, axis=1)))
+    tilt_limit = TILT_TOLERANCE * min(first.pixel_spacing)
+    if shift > tilt_limit:
+        angle = float(np.degrees(np.arctan2(shift, float(offsets[-1] @ normal))))
+        raise StackError("GANTRY_TILT", f"slices drift {shift:.3g} mm in plane over the stack ({angle:.2f} degrees off the slice normal; "
+                                        f"tolerance {tilt_limit:.3g} mm, a tenth of a pixel): gantry tilt or sheared stack; "
                                         "refused: resampling to an orthogonal grid would change voxel values")
     spacing = float(np.median(along))
-    tolerance = max(SPACING_TOLERANCE * spacing, 1e-3)
+    tolerance = SPACING_TOLERANCE * spacing
+    grid = (offsets @ normal) - np.arange(len(frames)) * float((offsets[-1] @ normal) / (len(frames) - 1))
     off = np.abs(along - spacing) > tolerance
-    if np.any(off):
+    if np.any(off) or float(np.max(np.abs(grid))) > tolerance:
         index = int(np.argmax(np.abs(along - spacing)))
         ratio = along[index] / spacing
         if abs(ratio - round(ratio)) * spacing <= tolerance and round(ratio) >= 2:

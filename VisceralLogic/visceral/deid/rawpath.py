@@ -42,7 +42,7 @@ from visceral.deid.identifiers import identifier_kind
 from visceral.deid.iod import iod_for
 from visceral.deid.rawdicom import MEDIA_STORAGE_SOP_INSTANCE_UID, PIXEL_DATA, SOP_INSTANCE_UID, Element, RawFile, parse_elements
 from visceral.deid.rules import (
-    PREPARE_KEYWORDS, STRING_VRS, HeaderContext, date_time_originals, deidentify_meta, plan, prepare_header, set_identity, transform_element,
+    PREPARE_KEYWORDS, STRING_VRS, HeaderContext, deidentify_meta, plan, prepare_header, set_identity, transform_element,
     type2_additions,
 )
 
@@ -207,7 +207,8 @@ class RawRewriter:
         self._memo[memo_key] = outcome
         return outcome
 
-    def _elements(self, work: List[Tuple[bytes, Element]], charset: bytes, implicit: bool, ctx: HeaderContext) -> Dict[int, Piece]:
+    def _elements(self, work: List[Tuple[bytes, Element]], charset: bytes, implicit: bool, ctx: HeaderContext,
+                  dates_times: Dict[str, str]) -> Dict[int, Piece]:
         """The new top-level elements for these (``chunk`` holds the element, ``element`` its layout
         in ``chunk``): from the memo when the same element was met before (a series repeats most of
         its identifying values), else in one pydicom pass for all the rest (one read, one walk per
@@ -230,11 +231,10 @@ class RawRewriter:
         if slow:
             self.misses += len(slow)
             ds = _read(charset + b"".join(chunk for _, chunk, _ in slow), implicit)
-            originals = date_time_originals(ds)
             records = []
             for key, _, tag in slow:
                 sub = _sub(ctx)
-                transform_element(ds, tag, sub, originals)
+                transform_element(ds, tag, sub, dates_times)
                 records.append((key, tag, sub))
             encoded = _encode(ds, implicit)
             for key, tag, sub in records:
@@ -308,7 +308,15 @@ class RawRewriter:
                 work.append((data[start:element.end], Element(element.tag, element.vr, 0, element.value - start, element.end - start)))
         if age is not None and all(e.tag != _PATIENT_AGE for e in elements):
             work.append(age)
-        pieces.update(self._elements(work, charset, implicit, ctx))
+        # The dates and times of the whole file (not only of those handed over: a memoized time is the
+        # partner of a date all the same).
+        dates_times = {}
+        for element in elements:
+            if element.vr in ("DA", "TM") and not element.tag >> 16 & 1:
+                keyword, text = keyword_for_tag(element.tag), raw.text(element)
+                if keyword and text and "\\" not in text:
+                    dates_times[keyword] = text
+        pieces.update(self._elements(work, charset, implicit, ctx, dates_times))
         identity = self._identity(implicit, ctx)
         identity.merge_into(ctx)
         pieces.update(identity.out)

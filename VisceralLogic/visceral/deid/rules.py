@@ -439,8 +439,7 @@ class _Transformer:
         """keyword -> original value of the dates and times of this item (for date/time pairs)."""
         out = {}
         for elem in ds.values():
-            vr = getattr(elem, "VR", None)
-            if vr in ("DA", "TM"):
+            if not elem.tag.is_private and _vr_of(ds, elem.tag) in ("DA", "TM"):
                 keyword = keyword_for_tag(elem.tag)
                 if keyword:
                     value = ds[elem.tag].value
