@@ -23,7 +23,6 @@ from visceral.deid import deidentify
 #: Real series Visceral refuses today, with the code it gives: what dcm2niix does instead.
 REFUSED = {
     "ge_ct_tilt": "GANTRY_TILT",  # dcm2niix resamples the 18.5 degree tilt onto an orthogonal grid
-    "ge_mr_fmri_multivol": "DUPLICATE_POSITION",  # 2 slices x 2 time points: dcm2niix writes a 4D volume
     # one slice whose Slice Thickness is empty: dcm2niix assumes 1 mm; a VISCERAL volume states its true voxel size
     "tcia_ct_j2k_vr_un": "NO_SPACING",
     # Siemens mosaics: dcm2niix unpacks the tiles into slices (from Acquisition Matrix and, when kept,

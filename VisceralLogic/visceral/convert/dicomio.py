@@ -44,6 +44,14 @@ class SeriesInfo:
     series_description: str = ""
 
 
+def _number(value: object) -> float:
+    """A number for ordering (0 when missing or malformed)."""
+    try:
+        return float(value) if value not in (None, "") else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
 class MosaicError(ValueError):
     """A Siemens mosaic image: many slices tiled in one 2D image."""
 
@@ -117,7 +125,8 @@ def read_header(path: str) -> Tuple[SeriesInfo, List[Frame]]:
         thickness = float(ds.get("SliceThickness") or 0.0)
     except (TypeError, ValueError):
         thickness = 0.0
-    return info, [Frame(path, None, position, orientation, spacing, rows, columns, (slope, intercept), split, thickness)]
+    order = (_number(ds.get("TemporalPositionIdentifier")), _text(ds, "AcquisitionTime"), _number(ds.get("InstanceNumber")))
+    return info, [Frame(path, None, position, orientation, spacing, rows, columns, (slope, intercept), split, thickness, order)]
 
 
 def _enhanced_frames(ds: Dataset, path: str, rows: int, columns: int, count: int) -> List[Frame]:

@@ -29,7 +29,7 @@ from visceral import __version__
 from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.names import VisceralName
 from visceral.convert.dicomio import MosaicError, SeriesInfo, load_stack_voxels, read_header
-from visceral.convert.stacks import Frame, Stack, StackError, build_stacks, check_geometry, direction_lps
+from visceral.convert.stacks import Frame, Stack, StackError, build_stacks, check_geometry, direction_lps, split_repeated_positions
 from visceral.dataset import write_dataset_readme, write_image
 from visceral.deid.identity import pseudonym, subject_number
 from visceral.errors import VisceralError
@@ -52,6 +52,7 @@ PROBLEM_CODES: Dict[str, Tuple[str, bool]] = {
     "MISSING_SLICE": ("a slice is missing from an otherwise regular stack", True),
     "UNEVEN_SPACING": ("slice spacing is not uniform", True),
     "MOSAIC": ("a Siemens mosaic (slices tiled in one image), not unpacked", True),
+    "SPLIT_VOLUMES": ("a 2D multi-volume series written as one volume per repetition, in acquisition order", False),
     "PIXEL_DECODE_FAILED": ("pixel data cannot be decoded", True),
     "NOT_PSEUDONYMIZED": ("Patient ID is not a Visceral pseudonym; numbered in order", False),
 }
@@ -190,7 +191,17 @@ def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: 
             try:
                 stacks.append((info, check_geometry(stack)))
             except StackError as exc:
-                report.problems.append(Problem(exc.code, where, str(exc)))
+                volumes = split_repeated_positions(stack) if exc.code == "DUPLICATE_POSITION" else None
+                if not volumes:
+                    report.problems.append(Problem(exc.code, where, str(exc)))
+                    continue
+                report.problems.append(Problem("SPLIT_VOLUMES", where, f"every slice position occurs {len(volumes)} times: "
+                                                                       f"{len(volumes)} volumes in acquisition order"))
+                for volume in volumes:
+                    try:
+                        stacks.append((info, check_geometry(volume)))
+                    except StackError as inner:
+                        report.problems.append(Problem(inner.code, f"{where} [{volume.label}]", str(inner)))
     by_subject: Dict[int, List[Tuple[SeriesInfo, Stack]]] = defaultdict(list)
     for info, stack in stacks:
         by_subject[subjects[info.patient_id]].append((info, stack))

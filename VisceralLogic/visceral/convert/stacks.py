@@ -26,7 +26,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["Frame", "Stack", "StackError", "build_stacks", "check_geometry", "SPACING_TOLERANCE", "TILT_TOLERANCE"]
+__all__ = ["Frame", "Stack", "StackError", "build_stacks", "check_geometry", "split_repeated_positions", "SPACING_TOLERANCE",
+           "TILT_TOLERANCE"]
 
 #: Largest deviation of a slice from the regular grid along the normal, as a fraction of the slice
 #: spacing (0.1: a tenth of a voxel, over the whole stack).
@@ -59,6 +60,7 @@ class Frame:
     rescale: Tuple[float, float] = (1.0, 0.0)  # slope, intercept
     split_key: Tuple = ()  # echo, temporal position, ... -- frames of one stack share it
     thickness: float = 0.0  # Slice Thickness (mm): the voxel size of a single-slice stack
+    order: Tuple = ()  # acquisition order: temporal position, acquisition time, instance number
 
 
 @dataclass
@@ -92,6 +94,28 @@ def build_stacks(series_uid: str, frames: Sequence[Frame]) -> List[Stack]:
             label = ", ".join(parts) or f"stack {keys.index(key) + 1}"
         stacks.append(Stack(series_uid, list(groups[key]), key[4], label))
     return stacks
+
+
+def split_repeated_positions(stack: Stack) -> Optional[List[Stack]]:
+    """A 2D multi-volume series (time points, b-values, repetitions with nothing in the header to tell
+    them apart): every slice position occurs the same number of times N > 1.  The frames at each
+    position are ranked by acquisition order (temporal position, acquisition time, instance number) and
+    volume k takes the k-th of every position; ``None`` when the positions do not repeat evenly."""
+    first = stack.frames[0]
+    normal = np.cross(np.asarray(first.orientation[:3], dtype=float), np.asarray(first.orientation[3:], dtype=float))
+    if np.linalg.norm(normal) < 1e-6:
+        return None
+    normal /= np.linalg.norm(normal)
+    by_position: Dict[float, List[Frame]] = {}
+    for frame in stack.frames:
+        by_position.setdefault(round(float(np.dot(frame.position, normal)), 3), []).append(frame)
+    counts = {len(v) for v in by_position.values()}
+    if len(counts) != 1 or counts == {1} or len(by_position) < 1:
+        return None
+    volumes = counts.pop()
+    ranked = [sorted(frames, key=lambda f: (f.order, f.path, f.frame_index or 0)) for frames in by_position.values()]
+    return [Stack(stack.series_uid, [frames[k] for frames in ranked], stack.split_key + (("volume", str(k + 1)),),
+                  (stack.label + ", " if stack.label else "") + f"volume {k + 1} of {volumes}") for k in range(volumes)]
 
 
 def check_geometry(stack: Stack) -> Stack:
