@@ -165,7 +165,7 @@ def test_pydicom_single_slice_files(tmp_path: Path, dcm2niix: str) -> None:
 def test_irregular_stacks_are_refused_with_their_code(tmp_path: Path, code: str, positions) -> None:
     corpus.write_series(tmp_path / "in", PATIENT, corpus.SeriesSpec("CT", slice_positions=positions))
     corpus.write_series(tmp_path / "in", PATIENT, corpus.SeriesSpec("CT", slices=3, series_number=8, seed=4), name_prefix="OK")
-    report = convert(tmp_path / "in", tmp_path / "ds")
+    report = convert(tmp_path / "in", tmp_path / "ds", strict=True)  # strict: a tilt is refused, not resampled
     assert [p.code for p in report.problems] == [code]
     assert not report.ok
     assert [v.name for v in report.volumes] == ["subject07_1_modalityCT.nii.gz"]  # the rest of the batch goes on

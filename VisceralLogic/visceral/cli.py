@@ -140,7 +140,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from visceral.convert import convert
     from visceral.progress import ProgressBar
 
-    report = convert(args.input, args.output, jobs=args.jobs, progress=None if args.quiet else ProgressBar())
+    report = convert(args.input, args.output, jobs=args.jobs, progress=None if args.quiet else ProgressBar(), strict=args.strict)
     for problem in report.problems:
         print(f"{'refused' if problem.refused else 'warning'} {problem.code}: {problem.where}: {problem.message}")
     earlier = sum(v.earlier for v in report.volumes)
@@ -198,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="convert (de-identified) DICOM into a VISCERAL data set")
     p.add_argument("input", metavar="INPUT", help="folder of DICOM files")
     p.add_argument("output", metavar="OUTPUT", help="data-set folder")
+    p.add_argument("--strict", action="store_true", help="refuse gantry-tilted stacks instead of resampling them (original voxels only)")
     _add_batch_options(p, "worker processes (default: all cores)")
     p.set_defaults(func=_cmd_convert)
     p = sub.add_parser("validate", help="check a data set against the conventions")

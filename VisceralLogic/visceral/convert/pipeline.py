@@ -29,7 +29,9 @@ from visceral import __version__
 from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.names import VisceralName
 from visceral.convert.dicomio import MosaicError, SeriesInfo, load_stack_voxels, read_header
-from visceral.convert.stacks import Frame, Stack, StackError, build_stacks, check_geometry, direction_lps, split_repeated_positions
+from visceral.convert.stacks import (
+    Frame, Stack, StackError, build_stacks, check_geometry, correct_tilt, direction_lps, split_repeated_positions,
+)
 from visceral.dataset import write_dataset_readme, write_image
 from visceral.deid.identity import pseudonym, subject_number
 from visceral.errors import VisceralError
@@ -52,6 +54,7 @@ PROBLEM_CODES: Dict[str, Tuple[str, bool]] = {
     "MISSING_SLICE": ("a slice is missing from an otherwise regular stack", True),
     "UNEVEN_SPACING": ("slice spacing is not uniform", True),
     "MOSAIC": ("a Siemens mosaic (slices tiled in one image), not unpacked", True),
+    "TILT_CORRECTED": ("a gantry-tilted stack resampled onto the orthogonal grid (linear interpolation)", False),
     "SPLIT_VOLUMES": ("a 2D multi-volume series written as one volume per repetition, in acquisition order", False),
     "PIXEL_DECODE_FAILED": ("pixel data cannot be decoded", True),
     "NOT_PSEUDONYMIZED": ("Patient ID is not a Visceral pseudonym; numbered in order", False),
@@ -156,7 +159,7 @@ def _subjects(infos: Dict[str, SeriesInfo], problems: List[Problem]) -> Dict[str
 
 def _convert_one(job: _Job) -> Converted:
     stack = job.stack
-    voxels = load_stack_voxels(stack)
+    voxels = correct_tilt(load_stack_voxels(stack), stack)
     first = stack.frames[0]
     geometry = ImageGeometry(
         (first.columns, first.rows, len(stack.frames)),
@@ -168,10 +171,12 @@ def _convert_one(job: _Job) -> Converted:
     return Converted(job.name.format(), stack.series_uid, stack.label, geometry.shape, geometry.spacing_mm, str(voxels.dtype), len(stack.frames))
 
 
-def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: Optional[Progress] = None, report_path: Optional[PathLike] = None) -> ConvertReport:
+def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: Optional[Progress] = None, report_path: Optional[PathLike] = None,
+            strict: bool = False) -> ConvertReport:
     """Convert the DICOM tree ``input_dir`` into a data set in ``output_dir`` (see the module docstring).
 
     Volumes already in ``output_dir`` (with their ``.txt``) are kept, so an interrupted run resumes.
+    ``strict`` refuses a gantry-tilted stack (``GANTRY_TILT``) instead of resampling it (original voxels only).
     """
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
     if not input_dir.is_dir():
@@ -189,7 +194,7 @@ def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: 
         for stack in build_stacks(uid, frames[uid]):
             where = f"series {info.series_number} ({uid})" + (f" [{stack.label}]" if stack.label else "")
             try:
-                stacks.append((info, check_geometry(stack)))
+                stacks.append((info, check_geometry(stack, correct_tilt=not strict)))
             except StackError as exc:
                 volumes = split_repeated_positions(stack) if exc.code == "DUPLICATE_POSITION" else None
                 if not volumes:
@@ -199,9 +204,14 @@ def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: 
                                                                        f"{len(volumes)} volumes in acquisition order"))
                 for volume in volumes:
                     try:
-                        stacks.append((info, check_geometry(volume)))
+                        stacks.append((info, check_geometry(volume, correct_tilt=not strict)))
                     except StackError as inner:
                         report.problems.append(Problem(inner.code, f"{where} [{volume.label}]", str(inner)))
+    for info, stack in stacks:
+        if stack.tilt_shift_mm is not None:
+            report.problems.append(Problem("TILT_CORRECTED", f"series {info.series_number} ({info.series_uid})",
+                                           f"gantry tilt of {stack.tilt_deg:.2f} degrees: slices resampled in plane onto the "
+                                           "orthogonal grid (linear interpolation); --strict refuses instead"))
     by_subject: Dict[int, List[Tuple[SeriesInfo, Stack]]] = defaultdict(list)
     for info, stack in stacks:
         by_subject[subjects[info.patient_id]].append((info, stack))
@@ -214,6 +224,9 @@ def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: 
                       ("study_description", info.study_description), ("series_description", info.series_description),
                       ("series_number", str(info.series_number)), ("source_series_uid", info.series_uid)]
             fields += [(k.replace(" ", "_"), v) for k, v in stack.split_key if v not in (None, "")]
+            if stack.tilt_shift_mm is not None:
+                fields += [("gantry_tilt_deg", f"{stack.tilt_deg:.3f}"),
+                           ("tilt_correction", "slices resampled in plane onto the orthogonal grid, linear interpolation")]
             fields += [("slices", str(len(stack.frames))), ("converted_by", f"visceral {__version__}")]
             volume = output_dir / name.format()
             if volume.exists() and (output_dir / name.with_extension(".txt").format()).exists():

@@ -26,8 +26,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["Frame", "Stack", "StackError", "build_stacks", "check_geometry", "split_repeated_positions", "SPACING_TOLERANCE",
-           "TILT_TOLERANCE"]
+__all__ = ["Frame", "Stack", "StackError", "build_stacks", "check_geometry", "correct_tilt", "split_repeated_positions",
+           "SPACING_TOLERANCE", "TILT_TOLERANCE"]
 
 #: Largest deviation of a slice from the regular grid along the normal, as a fraction of the slice
 #: spacing (0.1: a tenth of a voxel, over the whole stack).
@@ -73,6 +73,10 @@ class Stack:
     label: str = ""  # e.g. "echo 2" when the series was split
     normal: np.ndarray = field(default_factory=lambda: np.zeros(3))
     slice_spacing: float = 0.0
+    #: gantry tilt: each slice's in-plane displacement (mm, LPS) from the line through the first slice
+    #: along the normal, when the stack is to be resampled onto the orthogonal grid; else None
+    tilt_shift_mm: Optional[np.ndarray] = None
+    tilt_deg: float = 0.0
 
 
 def _round(values: Sequence[float], digits: int = 4) -> Tuple[float, ...]:
@@ -118,8 +122,12 @@ def split_repeated_positions(stack: Stack) -> Optional[List[Stack]]:
                   (stack.label + ", " if stack.label else "") + f"volume {k + 1} of {volumes}") for k in range(volumes)]
 
 
-def check_geometry(stack: Stack) -> Stack:
+def check_geometry(stack: Stack, correct_tilt: bool = False) -> Stack:
     """Sort ``stack`` along its normal and check it is a regular grid; sets ``normal`` and ``slice_spacing``.
+
+    With ``correct_tilt``, a gantry tilt -- every slice displaced in plane by the same step per slice,
+    within a tenth of a pixel -- is accepted and recorded in ``tilt_shift_mm`` and ``tilt_deg`` for
+    :func:`correct_tilt` to resample; any other in-plane drift is refused all the same.
 
     Raises:
         StackError: with code ``NO_SPACING``, ``DUPLICATE_POSITION``, ``GANTRY_TILT``,
@@ -151,8 +159,13 @@ def check_geometry(stack: Stack) -> Stack:
     in_plane = offsets - np.outer(offsets @ normal, normal)
     shift = float(np.max(np.linalg.norm(in_plane, axis=1)))
     tilt_limit = TILT_TOLERANCE * min(first.pixel_spacing)
-    if shift > tilt_limit:
-        angle = float(np.degrees(np.arctan2(shift, float(offsets[-1] @ normal))))
+    angle = float(np.degrees(np.arctan2(shift, float(offsets[-1] @ normal))))
+    linear = False
+    if shift > tilt_limit and correct_tilt:  # a tilt: the displacement grows by one step per slice
+        distance = offsets @ normal
+        per_mm = in_plane[-1] / distance[-1]
+        linear = bool(np.max(np.linalg.norm(in_plane - np.outer(distance, per_mm), axis=1)) <= tilt_limit)
+    if shift > tilt_limit and not linear:
         raise StackError("GANTRY_TILT", f"slices drift {shift:.3g} mm in plane over the stack ({angle:.2f} degrees off the slice normal; "
                                         f"tolerance {tilt_limit:.3g} mm, a tenth of a pixel): gantry tilt or sheared stack; "
                                         "refused: resampling to an orthogonal grid would change voxel values")
@@ -172,7 +185,43 @@ def check_geometry(stack: Stack) -> Stack:
     stack.frames = frames
     stack.normal = normal
     stack.slice_spacing = float(np.mean(along))
+    if linear:
+        stack.tilt_shift_mm, stack.tilt_deg = in_plane, angle
     return stack
+
+
+def correct_tilt(voxels: np.ndarray, stack: Stack) -> np.ndarray:
+    """Resample a gantry-tilted stack (``voxels`` ``[k, j, i]``) onto the orthogonal grid of its first
+    slice: slice k is shifted back in plane by its displacement, with linear interpolation (as dcm2niix
+    does); pixels shifted in from outside the slice take the stack's smallest value (air).  float32."""
+    if stack.tilt_shift_mm is None:
+        return voxels
+    first = stack.frames[0]
+    row = np.asarray(first.orientation[:3], dtype=float)
+    col = np.asarray(first.orientation[3:], dtype=float)
+    fill = float(voxels.min())
+    out = np.empty(voxels.shape, dtype=np.float32)
+    for k, shift in enumerate(stack.tilt_shift_mm):
+        image = voxels[k].astype(np.float32)
+        image = _shift(image, float(shift @ col) / first.pixel_spacing[0], 0, fill)  # along j (rows)
+        out[k] = _shift(image, float(shift @ row) / first.pixel_spacing[1], 1, fill)  # along i (columns)
+    return out
+
+
+def _shift(image: np.ndarray, by: float, axis: int, fill: float) -> np.ndarray:
+    """``out[x] = image[x - by]`` along ``axis``, linearly interpolated; ``fill`` outside."""
+    whole = int(np.floor(by))
+    fraction = by - whole
+    padded = np.full((image.shape[0] + 2 * (abs(whole) + 2), image.shape[1]) if axis == 0 else
+                     (image.shape[0], image.shape[1] + 2 * (abs(whole) + 2)), fill, dtype=np.float32)
+    pad = abs(whole) + 2
+    if axis == 0:
+        padded[pad:pad + image.shape[0]] = image
+        at = np.arange(image.shape[0]) + pad - whole
+        return (1 - fraction) * padded[at] + fraction * padded[at - 1]
+    padded[:, pad:pad + image.shape[1]] = image
+    at = np.arange(image.shape[1]) + pad - whole
+    return (1 - fraction) * padded[:, at] + fraction * padded[:, at - 1]
 
 
 def direction_lps(stack: Stack) -> Tuple[Tuple[float, float, float], ...]:
