@@ -217,3 +217,44 @@ def test_deidentification_keeps_what_conversion_needs(tmp_path: Path) -> None:
     a, b = nibabel.load(str(before)), nibabel.load(str(after))
     assert np.array_equal(a.affine, b.affine)
     assert np.array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))
+
+
+def test_dixon_images_and_repeated_positions_become_volumes_of_their_own(tmp_path: Path) -> None:
+    """Abdominal MR: a Dixon series holds water and fat images at the same positions (told apart by
+    Image Type); a 2D multi-volume series repeats every position (told apart by acquisition order)."""
+    import pydicom
+
+    from visceral.fileio import write_dicom
+
+    study, series = "1.2.826.0.1.3680043.10.543.77.1", "1.2.826.0.1.3680043.10.543.77.2"
+    for kind, seed in (("WATER", 1), ("FAT", 2)):
+        written = corpus.write_series(tmp_path / "dixon" / kind, PATIENT, corpus.SeriesSpec(
+            "MR", slices=3, series_number=4, study_uid=study, series_uid=series, seed=seed), name_prefix=kind)
+        for path in written.paths:
+            ds = pydicom.dcmread(str(path))
+            ds.ImageType = ["DERIVED", "PRIMARY", "DIXON", kind]
+            write_dicom(ds, str(path))
+    report = convert(tmp_path / "dixon", tmp_path / "ds", jobs=1)
+    assert report.ok and len(report.volumes) == 2, report.problems
+    kinds = {read_metadata(tmp_path / "ds" / v.name.replace(".nii.gz", ".txt")).fields.get("image_type") for v in report.volumes}
+    assert kinds == {"WATER", "FAT"}
+    # the same positions twice, nothing in the header but the order: two volumes, first acquired first
+    repeated = corpus.write_series(tmp_path / "fmri" / "a", PATIENT, corpus.SeriesSpec("MR", slices=3, series_number=5, study_uid=study,
+                                                                                        series_uid=series + ".5", seed=3), name_prefix="A")
+    later = corpus.write_series(tmp_path / "fmri" / "b", PATIENT, corpus.SeriesSpec("MR", slices=3, series_number=5, study_uid=study,
+                                                                                     series_uid=series + ".5", seed=4), name_prefix="B")
+    for n, path in enumerate(repeated.paths + later.paths):
+        ds = pydicom.dcmread(str(path))
+        ds.InstanceNumber, ds.AcquisitionTime = n + 1, f"1000{n // 3:02d}"
+        write_dicom(ds, str(path))
+    report = convert(tmp_path / "fmri", tmp_path / "ds2", jobs=1)
+    assert [p.code for p in report.problems] == ["SPLIT_VOLUMES"] and len(report.volumes) == 2
+    import SimpleITK as sitk
+
+    volumes = {read_metadata(tmp_path / "ds2" / v.name.replace(".nii.gz", ".txt")).fields.get("volume"): v.name for v in report.volumes}
+    assert set(volumes) == {"1", "2"}
+    first = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "ds2" / volumes["1"])))
+    stored = [pydicom.dcmread(str(p)) for p in repeated.paths]
+    expected = np.stack([ds.pixel_array * float(ds.get("RescaleSlope", 1)) + float(ds.get("RescaleIntercept", 0))
+                         for ds in sorted(stored, key=lambda d: float(d.ImagePositionPatient[2]))])
+    np.testing.assert_array_equal(first.astype(float), expected)  # the volume acquired first

@@ -44,6 +44,16 @@ class SeriesInfo:
     series_description: str = ""
 
 
+#: Image Type values that name a Dixon image (water, fat, in phase, opposed phase): one volume each.
+_DIXON = frozenset(("W", "F", "IP", "OP", "IN_PHASE", "OUT_PHASE", "OPP_PHASE", "WATER", "FAT", "FF", "WATER_FRACTION", "FAT_FRACTION"))
+
+
+def _dixon_type(image_type: object) -> str:
+    """The Dixon image of an Image Type (``DERIVED\\PRIMARY\\DIXON\\WATER`` -> ``WATER``), else ''."""
+    values = [str(v).strip().upper() for v in (image_type or [])] if not isinstance(image_type, str) else image_type.upper().split("\\")
+    return "\\".join(v for v in values[2:] if v in _DIXON)
+
+
 def _number(value: object) -> float:
     """A number for ordering (0 when missing or malformed)."""
     try:
@@ -116,7 +126,8 @@ def read_header(path: str) -> Tuple[SeriesInfo, List[Frame]]:
     slope = float(ds.get("RescaleSlope") or 1.0)
     intercept = float(ds.get("RescaleIntercept") or 0.0)
     echo = _text(ds, "EchoNumbers") or _text(ds, "EchoTime")
-    split = (("echo", echo), ("temporal position", _text(ds, "TemporalPositionIdentifier")))
+    split = (("echo", echo), ("temporal position", _text(ds, "TemporalPositionIdentifier")),
+             ("b-value", _text(ds, "DiffusionBValue")), ("image type", _dixon_type(ds.get("ImageType"))))
     if frames_count > 1:
         raise ValueError("a multi-frame object without functional groups is not supported")
     if any("MOSAIC" in str(v).upper() for v in (ds.get("ImageType") or [])):
