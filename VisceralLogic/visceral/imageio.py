@@ -122,7 +122,7 @@ def write_volume(path: PathLike, array: np.ndarray, geometry: ImageGeometry, com
 
 
 #: Bytes of voxels compressed as one gzip member (by one thread).
-GZIP_BLOCK_BYTES = 4 << 20
+GZIP_BLOCK_BYTES = 2 << 20
 
 
 def _chunks(head: bytes, array: np.ndarray, dtype: np.dtype) -> Iterator[bytes]:
@@ -149,7 +149,7 @@ def _write_gzip_members(handle: BinaryIO, chunks: Iterator[bytes], level: int) -
         pending: Deque = deque()
         for chunk in chunks:
             pending.append(pool.submit(gzip.compress, chunk, level, mtime=0))
-            if len(pending) > 2 * workers:
+            if len(pending) > workers:
                 handle.write(pending.popleft().result())
         while pending:
             handle.write(pending.popleft().result())
