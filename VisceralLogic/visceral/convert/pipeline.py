@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
+import numpy as np
 from pydicom.errors import InvalidDicomError
 
 from visceral import __version__
@@ -30,7 +31,7 @@ from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.names import VisceralName
 from visceral.convert.dicomio import MosaicError, SeriesInfo, load_stack_voxels, read_header
 from visceral.convert.stacks import (
-    Frame, Stack, StackError, build_stacks, check_geometry, correct_tilt, direction_lps, split_repeated_positions,
+    Frame, Stack, StackError, build_stacks, check_geometry, correct_tilt, direction_lps, equalize_spacing, split_repeated_positions,
 )
 from visceral.dataset import write_dataset_readme, write_image
 from visceral.deid.identity import pseudonym, subject_number
@@ -54,6 +55,7 @@ PROBLEM_CODES: Dict[str, Tuple[str, bool]] = {
     "MISSING_SLICE": ("a slice is missing from an otherwise regular stack", True),
     "UNEVEN_SPACING": ("slice spacing is not uniform", True),
     "MOSAIC": ("a Siemens mosaic (slices tiled in one image), not unpacked", True),
+    "SPACING_EQUALIZED": ("uneven slice steps resampled at the smallest step (linear interpolation)", False),
     "TILT_CORRECTED": ("a gantry-tilted stack resampled onto the orthogonal grid (linear interpolation)", False),
     "SPLIT_VOLUMES": ("a 2D multi-volume series written as one volume per repetition, in acquisition order", False),
     "PIXEL_DECODE_FAILED": ("pixel data cannot be decoded", True),
@@ -159,10 +161,10 @@ def _subjects(infos: Dict[str, SeriesInfo], problems: List[Problem]) -> Dict[str
 
 def _convert_one(job: _Job) -> Converted:
     stack = job.stack
-    voxels = correct_tilt(load_stack_voxels(stack), stack)
+    voxels = equalize_spacing(correct_tilt(load_stack_voxels(stack), stack), stack)
     first = stack.frames[0]
     geometry = ImageGeometry(
-        (first.columns, first.rows, len(stack.frames)),
+        (first.columns, first.rows, voxels.shape[0]),
         (first.pixel_spacing[1], first.pixel_spacing[0], stack.slice_spacing),
         first.position,
         direction_lps(stack),
@@ -194,7 +196,7 @@ def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: 
         for stack in build_stacks(uid, frames[uid]):
             where = f"series {info.series_number} ({uid})" + (f" [{stack.label}]" if stack.label else "")
             try:
-                stacks.append((info, check_geometry(stack, correct_tilt=not strict)))
+                stacks.append((info, check_geometry(stack, correct_tilt=not strict, equalize=not strict)))
             except StackError as exc:
                 volumes = split_repeated_positions(stack) if exc.code == "DUPLICATE_POSITION" else None
                 if not volumes:
@@ -204,10 +206,15 @@ def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: 
                                                                        f"{len(volumes)} volumes in acquisition order"))
                 for volume in volumes:
                     try:
-                        stacks.append((info, check_geometry(volume, correct_tilt=not strict)))
+                        stacks.append((info, check_geometry(volume, correct_tilt=not strict, equalize=not strict)))
                     except StackError as inner:
                         report.problems.append(Problem(inner.code, f"{where} [{volume.label}]", str(inner)))
     for info, stack in stacks:
+        if stack.source_distances_mm is not None:
+            steps = np.diff(stack.source_distances_mm)
+            report.problems.append(Problem("SPACING_EQUALIZED", f"series {info.series_number} ({info.series_uid})",
+                                           f"slice steps {steps.min():.4g} to {steps.max():.4g} mm: resampled at {stack.slice_spacing:.4g} mm "
+                                           "along the stack (linear interpolation); --strict refuses instead"))
         if stack.tilt_shift_mm is not None:
             report.problems.append(Problem("TILT_CORRECTED", f"series {info.series_number} ({info.series_uid})",
                                            f"gantry tilt of {stack.tilt_deg:.2f} degrees: slices resampled in plane onto the "
@@ -224,6 +231,10 @@ def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: 
                       ("study_description", info.study_description), ("series_description", info.series_description),
                       ("series_number", str(info.series_number)), ("source_series_uid", info.series_uid)]
             fields += [(k.replace(" ", "_"), v) for k, v in stack.split_key if v not in (None, "")]
+            if stack.source_distances_mm is not None:
+                steps = np.diff(stack.source_distances_mm)
+                fields += [("slice_spacing_equalized", f"uneven steps {steps.min():.4g} to {steps.max():.4g} mm resampled at "
+                                                       f"{stack.slice_spacing:.4g} mm, linear interpolation along the stack")]
             if stack.tilt_shift_mm is not None:
                 fields += [("gantry_tilt_deg", f"{stack.tilt_deg:.3f}"),
                            ("tilt_correction", "slices resampled in plane onto the orthogonal grid, linear interpolation")]

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["Frame", "Stack", "StackError", "build_stacks", "check_geometry", "correct_tilt", "split_repeated_positions",
+__all__ = ["Frame", "Stack", "StackError", "build_stacks", "check_geometry", "correct_tilt", "equalize_spacing", "split_repeated_positions",
            "SPACING_TOLERANCE", "TILT_TOLERANCE"]
 
 #: Largest deviation of a slice from the regular grid along the normal, as a fraction of the slice
@@ -77,6 +77,9 @@ class Stack:
     #: along the normal, when the stack is to be resampled onto the orthogonal grid; else None
     tilt_shift_mm: Optional[np.ndarray] = None
     tilt_deg: float = 0.0
+    #: uneven slice steps: each slice's distance (mm) from the first along the normal, when the stack is
+    #: to be resampled at its smallest step (``slice_spacing``); else None
+    source_distances_mm: Optional[np.ndarray] = None
 
 
 def _round(values: Sequence[float], digits: int = 4) -> Tuple[float, ...]:
@@ -122,12 +125,14 @@ def split_repeated_positions(stack: Stack) -> Optional[List[Stack]]:
                   (stack.label + ", " if stack.label else "") + f"volume {k + 1} of {volumes}") for k in range(volumes)]
 
 
-def check_geometry(stack: Stack, correct_tilt: bool = False) -> Stack:
+def check_geometry(stack: Stack, correct_tilt: bool = False, equalize: bool = False) -> Stack:
     """Sort ``stack`` along its normal and check it is a regular grid; sets ``normal`` and ``slice_spacing``.
 
     With ``correct_tilt``, a gantry tilt -- every slice displaced in plane by the same step per slice,
     within a tenth of a pixel -- is accepted and recorded in ``tilt_shift_mm`` and ``tilt_deg`` for
-    :func:`correct_tilt` to resample; any other in-plane drift is refused all the same.
+    :func:`correct_tilt` to resample; any other in-plane drift is refused all the same.  With
+    ``equalize``, uneven slice steps (not a missing slice) are accepted and recorded in
+    ``source_distances_mm`` for :func:`equalize_spacing` to resample at the smallest step.
 
     Raises:
         StackError: with code ``NO_SPACING``, ``DUPLICATE_POSITION``, ``GANTRY_TILT``,
@@ -178,13 +183,17 @@ def check_geometry(stack: Stack, correct_tilt: bool = False) -> Stack:
         ratio = along[index] / spacing
         if abs(ratio - round(ratio)) * spacing <= tolerance and round(ratio) >= 2:
             missing = int(sum(round(a / spacing) - 1 for a in along if round(a / spacing) >= 2))
+            gap = positions[index] + normal * spacing  # where the first missing slice should be (LPS mm)
             raise StackError("MISSING_SLICE", f"{missing} slice(s) missing: step {along[index]:.4g} mm after slice {index + 1} "
-                                              f"where the others are {spacing:.4g} mm")
-        raise StackError("UNEVEN_SPACING", f"slice steps range from {float(along.min()):.4g} to {float(along.max()):.4g} mm "
-                                           f"(tolerance {tolerance:.2g} mm)")
+                                              f"where the others are {spacing:.4g} mm; the first missing one at LPS "
+                                              f"({gap[0]:.2f}, {gap[1]:.2f}, {gap[2]:.2f}) mm")
+        if not equalize:
+            raise StackError("UNEVEN_SPACING", f"slice steps range from {float(along.min()):.4g} to {float(along.max()):.4g} mm "
+                                               f"(tolerance {tolerance:.2g} mm)")
+        stack.source_distances_mm = np.concatenate(([0.0], np.cumsum(along)))
     stack.frames = frames
     stack.normal = normal
-    stack.slice_spacing = float(np.mean(along))
+    stack.slice_spacing = float(np.min(along)) if stack.source_distances_mm is not None else float(np.mean(along))
     if linear:
         stack.tilt_shift_mm, stack.tilt_deg = in_plane, angle
     return stack
@@ -205,6 +214,28 @@ def correct_tilt(voxels: np.ndarray, stack: Stack) -> np.ndarray:
         image = voxels[k].astype(np.float32)
         image = _shift(image, float(shift @ col) / first.pixel_spacing[0], 0, fill)  # along j (rows)
         out[k] = _shift(image, float(shift @ row) / first.pixel_spacing[1], 1, fill)  # along i (columns)
+    return out
+
+
+def equalize_spacing(voxels: np.ndarray, stack: Stack) -> np.ndarray:
+    """Resample a stack of uneven slice steps (``voxels`` ``[k, j, i]``) at equal steps of
+    ``stack.slice_spacing`` (its smallest step) from its first slice, interpolating linearly between
+    the two nearest slices (as dcm2niix's equidistant volumes); float32.  The last output slice is the
+    last one at or before the last input slice."""
+    distances = stack.source_distances_mm
+    if distances is None:
+        return voxels
+    count = int(np.floor(distances[-1] / stack.slice_spacing + 1e-6)) + 1
+    out = np.empty((count,) + voxels.shape[1:], dtype=np.float32)
+    for m in range(count):
+        z = m * stack.slice_spacing
+        upper = int(min(np.searchsorted(distances, z - 1e-6), len(distances) - 1))
+        lower = max(upper - 1, 0)
+        if upper == lower or distances[upper] - z < 1e-6:
+            out[m] = voxels[upper]
+            continue
+        f = (z - distances[lower]) / (distances[upper] - distances[lower])
+        out[m] = (1 - f) * voxels[lower].astype(np.float32) + f * voxels[upper].astype(np.float32)
     return out
 
 
