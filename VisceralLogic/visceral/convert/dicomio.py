@@ -8,7 +8,7 @@ Measures, Pixel Value Transformation, MR Echo, Frame Content).  Pixels are decod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import List, Optional, Tuple
 
@@ -130,14 +130,55 @@ def read_header(path: str) -> Tuple[SeriesInfo, List[Frame]]:
              ("b-value", _text(ds, "DiffusionBValue")), ("image type", _dixon_type(ds.get("ImageType"))))
     if frames_count > 1:
         raise ValueError("a multi-frame object without functional groups is not supported")
-    if any("MOSAIC" in str(v).upper() for v in (ds.get("ImageType") or [])):
-        raise MosaicError("a Siemens mosaic (slices tiled in one image): not unpacked; refused rather than written as one slice")
     try:
         thickness = float(ds.get("SliceThickness") or 0.0)
     except (TypeError, ValueError):
         thickness = 0.0
     order = (_number(ds.get("TemporalPositionIdentifier")), _text(ds, "AcquisitionTime"), _number(ds.get("InstanceNumber")))
-    return info, [Frame(path, None, position, orientation, spacing, rows, columns, (slope, intercept), split, thickness, order)]
+    frame = Frame(path, None, position, orientation, spacing, rows, columns, (slope, intercept), split, thickness, order)
+    if any("MOSAIC" in str(v).upper() for v in (ds.get("ImageType") or [])):
+        return info, _mosaic_slices(ds, frame)
+    return info, [frame]
+
+
+def _mosaic_slices(ds: Dataset, mosaic: Frame) -> List[Frame]:
+    """The slices of a Siemens mosaic (Image Type MOSAIC: N x N tiles in one image, row by row).
+
+    Without the private header (de-identified data), the tile size comes from Acquisition Matrix, the
+    slice count from the tiles that hold any non-zero pixel (trailing empty tiles are padding), the slice
+    step from Spacing Between Slices (else Slice Thickness) along the normal (row x column), as dcm2niix
+    does without its CSA header; each slice's position is the mosaic's Image Position moved to the centre
+    of the tile grid.
+    """
+    matrix = [int(v) for v in (ds.get("AcquisitionMatrix") or [])]
+    sizes = [v for v in matrix if v > 0]
+    rows, columns = mosaic.rows, mosaic.columns
+    tile = next(((r, c) for r, c in ((max(sizes, default=0), min(sizes, default=0)), (min(sizes, default=0), max(sizes, default=0)))
+                 if r and c and rows % r == 0 and columns % c == 0 and rows // r == columns // c and rows // r > 1), None)
+    if tile is None:
+        raise MosaicError(f"a Siemens mosaic whose tiles cannot be found (Acquisition Matrix {matrix}, {rows}x{columns})")
+    tile_rows, tile_columns = tile
+    per_side = rows // tile_rows
+    try:
+        step = float(ds.get("SpacingBetweenSlices") or ds.get("SliceThickness") or 0.0)
+    except (TypeError, ValueError):
+        step = 0.0
+    if step <= 0:
+        raise MosaicError("a Siemens mosaic without Spacing Between Slices or Slice Thickness: its slice step is unknown")
+    pixels = _decode(mosaic.path)
+    filled = [n for n in range(per_side * per_side)
+              if np.any(pixels[(n // per_side) * tile_rows:(n // per_side + 1) * tile_rows, (n % per_side) * tile_columns:(n % per_side + 1) * tile_columns])]
+    count = (filled[-1] + 1) if filled else 0
+    row = np.asarray(mosaic.orientation[:3], dtype=float)
+    col = np.asarray(mosaic.orientation[3:], dtype=float)
+    normal = np.cross(row, col)
+    normal /= np.linalg.norm(normal)
+    row_spacing, column_spacing = mosaic.pixel_spacing
+    origin = (np.asarray(mosaic.position, dtype=float) + row * column_spacing * (columns - tile_columns) / 2
+              + col * row_spacing * (rows - tile_rows) / 2)
+    return [replace(mosaic, position=tuple(float(v) for v in origin + normal * step * n), rows=tile_rows, columns=tile_columns,
+                    thickness=mosaic.thickness or step, tile=((n // per_side) * tile_rows, (n % per_side) * tile_columns))
+            for n in range(count)]
 
 
 def _enhanced_frames(ds: Dataset, path: str, rows: int, columns: int, count: int) -> List[Frame]:
@@ -210,7 +251,10 @@ def load_stack_voxels(stack: Stack) -> np.ndarray:
     first = stack.frames[0]
     stored: Optional[np.ndarray] = None
     for k, frame in enumerate(stack.frames):
-        pixels = _decode(frame.path) if frame.frame_index is None else _multiframe_pixels(frame.path)[frame.frame_index]
+        if frame.tile is not None:  # a slice of a mosaic: its tile
+            pixels = _multiframe_pixels(frame.path)[frame.tile[0]:frame.tile[0] + frame.rows, frame.tile[1]:frame.tile[1] + frame.columns]
+        else:
+            pixels = _decode(frame.path) if frame.frame_index is None else _multiframe_pixels(frame.path)[frame.frame_index]
         if stored is None:
             stored = np.empty((len(stack.frames), first.rows, first.columns), dtype=pixels.dtype)
         if pixels.shape != stored.shape[1:]:

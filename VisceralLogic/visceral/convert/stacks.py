@@ -61,6 +61,7 @@ class Frame:
     split_key: Tuple = ()  # echo, temporal position, ... -- frames of one stack share it
     thickness: float = 0.0  # Slice Thickness (mm): the voxel size of a single-slice stack
     order: Tuple = ()  # acquisition order: temporal position, acquisition time, instance number
+    tile: Optional[Tuple[int, int]] = None  # a slice of a mosaic: the (row, column) of its top-left pixel there
 
 
 @dataclass
