@@ -283,3 +283,17 @@ def test_uneven_slice_steps_are_resampled_at_the_smallest_step(tmp_path: Path) -
     assert "linear interpolation" in meta.fields["slice_spacing_equalized"]
     strict = convert(tmp_path / "in", tmp_path / "strict", jobs=1, strict=True)
     assert [p.code for p in strict.problems] == ["UNEVEN_SPACING"]
+
+
+def test_tolerances_are_displacements_in_millimetres(tmp_path: Path) -> None:
+    """A stack drifting a micrometre in plane over its length (an Enhanced MR's rounding) is a regular
+    grid; a drift of a fifth of a pixel is a tilt or shear (refused under --strict)."""
+    spacing = corpus.SeriesSpec().pixel_spacing
+    micro = [(0.0, 0.001 * k / 9, 2.5 * k) for k in range(10)]
+    report = convert(corpus.write_series(tmp_path / "micro", PATIENT, corpus.SeriesSpec("CT", slice_positions=micro)).paths[0].parent,
+                     tmp_path / "ds1", strict=True)
+    assert report.ok and not report.problems and len(report.volumes) == 1
+    drift = [(0.0, 0.2 * min(spacing) * k / 9, 2.5 * k) for k in range(10)]
+    report = convert(corpus.write_series(tmp_path / "drift", PATIENT, corpus.SeriesSpec("CT", slice_positions=drift, series_number=4)).paths[0].parent,
+                     tmp_path / "ds2", strict=True)
+    assert [p.code for p in report.problems] == ["GANTRY_TILT"] and "mm in plane" in report.problems[0].message
