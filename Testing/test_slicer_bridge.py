@@ -88,3 +88,93 @@ def test_segment_reaching_outside_the_reference_is_refused_with_counts(tmp_path:
     segmentation.GetSegmentation().GetNthSegment(0).SetName("aorta")
     with pytest.raises(Exception, match=r"outside the reference volume \(aorta: 12 voxels\)"):
         MRMLBridge.exportSegmentation(segmentation, volume, str(tmp_path / "x"), Scenarios.REGION)
+
+
+def _points(scene, labels_points):
+    import vtk
+
+    node = slicer.vtkMRMLMarkupsFiducialNode()
+    scene.AddNode(node)
+    for label, point in labels_points:
+        node.AddControlPoint(vtk.vtkVector3d(*point), label)
+    return node
+
+
+def test_two_segments_of_one_structure_are_refused_naming_both(tmp_path: Path) -> None:
+    scene = Scenarios.newScene()
+    volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path)))
+    masks = Scenarios.structures()
+    segmentation = Scenarios.segmentationFromMasks(scene, volume, {"liver": masks["liver"], "Liver": masks["spleen"]}, ["liver", "Liver"])
+    with pytest.raises(Exception, match=r"'liver' and 'Liver' are both liver"):
+        MRMLBridge.exportSegmentation(segmentation, volume, str(tmp_path / "out"), Scenarios.REGION)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_segment_is_left_out_with_a_warning(tmp_path: Path) -> None:
+    import numpy as np
+
+    from visceral.conventions.labels import LabelTable  # noqa: F401  (the CSV reader below)
+
+    scene = Scenarios.newScene()
+    volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path)))
+    masks = Scenarios.structures()
+    segmentation = Scenarios.segmentationFromMasks(scene, volume, {"liver": masks["liver"]}, ["liver"])
+    segmentation.GetSegmentation().AddEmptySegment("", "spleen")  # as the Segment Editor's "Add" leaves it
+    assert segmentation.GetSegmentation().GetNumberOfSegments() == 2 and np is not None
+    result = MRMLBridge.exportSegmentation(segmentation, volume, str(tmp_path / "out"), Scenarios.REGION)
+    assert list(result.labels) == ["liver"] and any("'spleen' is empty" in w for w in result.warnings)
+    csv = [f for f in result.files if f.endswith(".csv")][0]
+    assert "spleen" not in Path(csv).read_text()
+
+
+def test_covariances_that_are_partly_not_finite_are_refused(tmp_path: Path) -> None:
+    import numpy as np
+
+    scene = Scenarios.newScene()
+    volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path)))
+    centre = Scenarios.GEOMETRY.index_to_world([[4, 4, 4]], "RAS")[0]
+    node = _points(scene, [("101", centre), ("102", centre)])
+    bad = np.eye(3)
+    bad[0, 1] = np.inf
+    MRMLBridge.setMarkupsCovariances(node, [np.eye(3), bad])
+    with pytest.raises(Exception, match=r"control point '102'.*NaN or infinite"):
+        MRMLBridge.exportMarkups(node, volume, str(tmp_path / "a.csv"))
+    MRMLBridge.setMarkupsCovariances(node, [np.eye(3), None])  # unset: fine
+    assert MRMLBridge.exportMarkups(node, volume, str(tmp_path / "b.csv")).count == 2
+
+
+def test_landmarks_follow_the_reference_volumes_transform_as_segmentations_do(tmp_path: Path) -> None:
+    import numpy as np
+    import vtk
+
+    from visceral.conventions.landmarks import read_landmarks
+
+    scene = Scenarios.newScene()
+    volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path)))
+    voxel = Scenarios.GEOMETRY.index_to_world([[3, 5, 2]], "RAS")[0]
+    plain = MRMLBridge.exportMarkups(_points(scene, [("7", voxel)]), volume, str(tmp_path / "plain.csv"))
+    transform = slicer.vtkMRMLLinearTransformNode()
+    scene.AddNode(transform)
+    matrix = vtk.vtkMatrix4x4()
+    matrix.SetElement(0, 3, 10.0)  # the image moved 10 mm to the right (a registration, not hardened)
+    matrix.SetElement(1, 3, -4.0)
+    transform.SetMatrixTransformToParent(matrix)
+    volume.SetAndObserveTransformNodeID(transform.GetID())
+    moved = MRMLBridge.exportMarkups(_points(scene, [("7", voxel + np.array([10.0, -4.0, 0.0]))]), volume, str(tmp_path / "moved.csv"))
+    a, b = read_landmarks(plain.path), read_landmarks(moved.path)
+    assert np.allclose(a[0].position_mm, b[0].position_mm, atol=1e-6)  # the same voxel of the image
+    slicer.vtkSlicerTransformLogic().hardenTransform(volume) if hasattr(slicer, "vtkSlicerTransformLogic") else volume.HardenTransform()
+    with pytest.raises(Exception, match="no longer stands where its file puts it"):
+        MRMLBridge.exportMarkups(_points(scene, [("7", voxel)]), volume, str(tmp_path / "hardened.csv"))
+
+
+def test_point_lists_say_what_is_odd_about_them(tmp_path: Path) -> None:
+    scene = Scenarios.newScene()
+    volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path)))
+    inside = Scenarios.GEOMETRY.index_to_world([[4, 4, 4]], "RAS")[0]
+    outside = Scenarios.GEOMETRY.index_to_world([[400, 4, 4]], "RAS")[0]
+    result = MRMLBridge.exportMarkups(_points(scene, [("F-1", inside), ("321", outside)]), volume, str(tmp_path / "a.csv"))
+    assert any("'F-1' taken as landmark ID 1" in w for w in result.warnings)
+    assert any("'321' lies outside the reference image" in w for w in result.warnings)
+    with pytest.raises(Exception, match="has no control points"):
+        MRMLBridge.exportMarkups(_points(scene, []), volume, str(tmp_path / "b.csv"))

@@ -239,15 +239,16 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             result = self._exportAskingBeforeOverwrite(self.logic.exportSegmentation, p.segmentation, p.segmentationReference, str(p.exportFolder),
                                                        p.subject, p.acquisition, p.modality, p.annotator, p.uncertainty)
             if result is not None:
-                self._report([f"wrote {f}" for f in result.files] + [f"{n}: label {v}" for n, v in result.labels.items()])
+                self._report([f"wrote {f}" for f in result.files] + [f"{n}: label {v}" for n, v in result.labels.items()]
+                             + [f"warning: {w}" for w in result.warnings])
 
     def onExportLandmarksButton(self) -> None:
         """Export the point list as a landmark CSV (asks before overwriting)."""
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
-            path = self._exportAskingBeforeOverwrite(self.logic.exportLandmarks, p.landmarks, p.landmarksReference, str(p.exportFolder), p.annotator)
-            if path is not None:
-                self._report([f"wrote {path}"])
+            result = self._exportAskingBeforeOverwrite(self.logic.exportLandmarks, p.landmarks, p.landmarksReference, str(p.exportFolder), p.annotator)
+            if result is not None:
+                self._report([f"wrote {result.path} ({result.count} landmarks)"] + [f"warning: {w}" for w in result.warnings])
 
     def onImportAnnotationButton(self) -> None:
         """Load a region annotation or a landmark CSV."""
@@ -322,8 +323,9 @@ class VisceralLogic(ScriptedLoadableModuleLogic):
         name = VisceralName(int(subject), int(acquisition), modality or None, FileKind.REGION, int(annotator))
         return MRMLBridge.exportSegmentation(segmentationNode, referenceVolumeNode, folder, name, uncertainty, overwrite)
 
-    def exportLandmarks(self, markupsNode, referenceVolumeNode, folder: str, annotator: int, overwrite: bool = False) -> str:
-        """Export a point list as the landmark CSV of its reference image; returns the path."""
+    def exportLandmarks(self, markupsNode, referenceVolumeNode, folder: str, annotator: int, overwrite: bool = False):
+        """Export a point list as the landmark CSV of its reference image; returns what was written
+        (``MRMLBridge.MarkupsExport``: path, count, warnings)."""
         from visceral.conventions.names import FileKind, VisceralName
 
         image = MRMLBridge.volumeTokens(referenceVolumeNode)
@@ -332,8 +334,7 @@ class VisceralLogic(ScriptedLoadableModuleLogic):
         name = VisceralName(image.subject, image.acquisition, image.modality, FileKind.LANDMARKS, int(annotator), extension=".csv")
         path = str(Path(folder) / name.format())
         Path(folder).mkdir(parents=True, exist_ok=True)
-        MRMLBridge.exportMarkups(markupsNode, referenceVolumeNode, path, overwrite)
-        return path
+        return MRMLBridge.exportMarkups(markupsNode, referenceVolumeNode, path, overwrite)
 
     def importAnnotation(self, path: str, referenceVolumeNode, scene=None):
         """Load a region annotation (.nii.gz) or landmark CSV on its reference volume."""

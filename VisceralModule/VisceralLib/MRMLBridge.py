@@ -20,6 +20,7 @@ Traps handled here (measured on slicer-core 5.13, shared/reference/slicer-core-h
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -31,7 +32,7 @@ from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 
 from visceral.annotations import export_landmarks, export_region_annotation, export_uncertainty_volumes, import_landmarks
 from visceral.annotations.regions import read_region_annotation
-from visceral.conventions.frames import ImageGeometry
+from visceral.conventions.frames import ImageGeometry, corner_indices
 from visceral.conventions.labels import Structure, StructureRegistry, default_registry
 from visceral.conventions.landmarks import read_landmarks, write_landmarks
 from visceral.conventions.names import FileKind, VisceralName, parse_name
@@ -130,6 +131,8 @@ class SegmentMapping:
 
     structures: Dict[str, Structure] = field(default_factory=dict)  # segment ID -> structure
     unknown: List[Tuple[str, str]] = field(default_factory=list)  # (segment ID, segment name)
+    #: (segment name, segment name, structure) of two segments mapping to one structure
+    duplicates: List[Tuple[str, str, str]] = field(default_factory=list)
 
 
 def _terminology(segment) -> str:
@@ -146,6 +149,7 @@ def mapSegments(segmentationNode, registry: Optional[StructureRegistry] = None) 
     registry = registry or default_registry()
     segmentation = segmentationNode.GetSegmentation()
     mapping = SegmentMapping()
+    seen: Dict[str, str] = {}  # structure name -> the first segment's name
     for index in range(segmentation.GetNumberOfSegments()):
         segment_id = segmentation.GetNthSegmentID(index)
         segment = segmentation.GetSegment(segment_id)
@@ -162,6 +166,10 @@ def mapSegments(segmentationNode, registry: Optional[StructureRegistry] = None) 
             except VisceralError:
                 mapping.unknown.append((segment_id, segment.GetName()))
                 continue
+        if structure.name in seen:
+            mapping.duplicates.append((seen[structure.name], segment.GetName(), structure.name))
+            continue
+        seen[structure.name] = segment.GetName()
         mapping.structures[segment_id] = structure
     return mapping
 
@@ -213,10 +221,51 @@ def _voxelsOutside(segmentationNode, segmentID: str, reference: ImageGeometry) -
 
 @dataclass
 class SegmentationExport:
-    """What an export wrote."""
+    """What an export wrote, and what the user should know about it."""
 
     files: List[str]
     labels: Dict[str, int]
+    warnings: List[str] = field(default_factory=list)
+
+
+def checkFileGrid(referenceVolumeNode) -> ImageGeometry:
+    """The reference volume's file grid, after checking the volume still stands where its file puts it
+    (the same voxels at the same places; Slicer may index k the other way).  A volume moved by a
+    hardened transform would make 'the file's grid' and 'what the user annotated on' two different things.
+
+    Raises:
+        VisceralError: the volume was moved since it was loaded.
+    """
+    file_grid = fileGeometry(referenceVolumeNode)
+    slicer_grid = geometryFromVolumeNode(referenceVolumeNode)
+    ours = np.array(sorted(map(tuple, np.round(file_grid.index_to_world(corner_indices(file_grid.shape), "RAS"), 3))))
+    theirs = np.array(sorted(map(tuple, np.round(slicer_grid.index_to_world(corner_indices(slicer_grid.shape), "RAS"), 3))))
+    if ours.shape != theirs.shape or np.max(np.abs(ours - theirs)) > 1e-2:
+        raise VisceralError(f"the reference volume {referenceVolumeNode.GetName()!r} no longer stands where its file puts it "
+                            "(a transform was hardened on it?): reload it before exporting annotations of its file")
+    return file_grid
+
+
+def _worldToReference(points, covariances: Sequence[Optional[np.ndarray]], referenceVolumeNode) -> Tuple[np.ndarray, List[Optional[np.ndarray]]]:
+    """World RAS points (and their covariances) into the reference volume's own frame -- its parent
+    transforms undone, as Slicer does for segmentations exported onto a transformed reference."""
+    points = np.asarray(points, dtype=float).reshape(-1, 3)
+    covariances = list(covariances)
+    parent = referenceVolumeNode.GetParentTransformNode()
+    if parent is None or len(points) == 0:
+        return points, covariances
+    if parent.IsTransformToWorldLinear():
+        m = vtk.vtkMatrix4x4()
+        parent.GetMatrixTransformFromWorld(m)
+        matrix = matrixToNumpy(m)
+        linear = matrix[:3, :3]
+        moved = [None if c is None else linear @ c @ linear.T for c in covariances]
+        return points @ linear.T + matrix[:3, 3], moved
+    if any(c is not None for c in covariances):
+        raise VisceralError("the reference volume is under a non-linear transform: covariances cannot be carried into its frame")
+    transform = vtk.vtkGeneralTransform()
+    slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(None, parent, transform)
+    return np.array([transform.TransformPoint(p) for p in points], dtype=float), covariances
 
 
 def exportSegmentation(
@@ -242,15 +291,32 @@ def exportSegmentation(
     if mapping.unknown:
         names = ", ".join(repr(n) for _, n in mapping.unknown)
         raise VisceralError(f"segments with no RadLex structure (rename them or set their terminology): {names}")
+    if mapping.duplicates:
+        details = "; ".join(f"{a!r} and {b!r} are both {structure}" for a, b, structure in mapping.duplicates)
+        raise VisceralError(f"two segments map to one RadLex structure ({details}): merge or rename them")
     if not mapping.structures:
         raise VisceralError("the segmentation has no segments")
+    file_grid = checkFileGrid(referenceVolumeNode)
     masks, outside = segmentMasks(segmentationNode, list(mapping.structures), referenceVolumeNode)
     beyond = {mapping.structures[s].name: n for s, n in outside.items() if n > 0}
     if beyond:
         details = "; ".join(f"{name}: {n} voxels" for name, n in beyond.items())
         raise VisceralError(f"segments reach outside the reference volume ({details}); crop them in the Segment Editor first")
     slicer_grid = geometryFromVolumeNode(referenceVolumeNode)
-    file_grid = fileGeometry(referenceVolumeNode)
+    warnings: List[str] = []
+    for segment_id, mask in masks.items():
+        name = mapping.structures[segment_id].name
+        own, own_volume = _ownVoxels(segmentationNode, segment_id)
+        ref_volume = float(np.prod(slicer_grid.spacing_mm))
+        if own and abs(own * own_volume - np.count_nonzero(mask) * ref_volume) > 0.1 * own * own_volume:
+            warnings.append(f"segment {name!r}: {own} voxels of its own grid became {np.count_nonzero(mask)} on the reference "
+                            "image's grid (resampled; its volume changed by more than 10 %)")
+    empty = [s for s, m in masks.items() if not np.any(m)]
+    for segment_id in empty:
+        warnings.append(f"segment {mapping.structures[segment_id].name!r} is empty: left out of the export")
+        del masks[segment_id]
+    if not masks:
+        raise VisceralError("every segment is empty: nothing to export")
     by_structure = {mapping.structures[s].name: file_grid.array_from(m, slicer_grid) for s, m in masks.items()}
     folder_path = Path(folder)
     base = annotation.annotation(FileKind.REGION)
@@ -264,9 +330,23 @@ def exportSegmentation(
     folder_path.mkdir(parents=True, exist_ok=True)
     if uncertainty:
         written = export_uncertainty_volumes(by_structure, file_grid, base, folder_path, registry)
-        return SegmentationExport([str(p) for p in written.values()], {n: registry.lookup(n).radlex_id for n in written})
+        return SegmentationExport([str(p) for p in written.values()], {n: registry.lookup(n).radlex_id for n in written}, warnings)
     table = export_region_annotation(by_structure, file_grid, folder_path / base.format(), registry)
-    return SegmentationExport([str(t) for t in targets], table.as_dict())
+    return SegmentationExport([str(t) for t in targets], table.as_dict(), warnings)
+
+
+def _ownVoxels(segmentationNode, segmentID: str) -> Tuple[int, float]:
+    """A segment's voxels on its own labelmap lattice, and that lattice's voxel volume (mm^3)."""
+    image = slicer.vtkOrientedImageData()
+    segmentationNode.GetBinaryLabelmapRepresentation(segmentID, image)
+    scalars = image.GetPointData().GetScalars()
+    extent = image.GetExtent()
+    if scalars is None or extent[1] < extent[0]:
+        return 0, 0.0
+    m = vtk.vtkMatrix4x4()
+    image.GetImageToWorldMatrix(m)
+    axes = matrixToNumpy(m)[:3, :3]
+    return int(np.count_nonzero(vtk_to_numpy(scalars))), float(abs(np.linalg.det(axes)))
 
 
 def importRegionAnnotation(scene, path: str, referenceVolumeNode, registry: Optional[StructureRegistry] = None):
@@ -332,7 +412,16 @@ def markupsCovariances(markupsNode) -> List[Optional[np.ndarray]]:
             raise VisceralError(f"the 'covariance' measurement has {values.GetNumberOfTuples()} values for {count} control points "
                                 "(points were added or removed after it was set)")
         array = vtk_to_numpy(values).reshape(count, 3, 3)
-        return [None if not np.all(np.isfinite(c)) else c.copy() for c in array]
+        out: List[Optional[np.ndarray]] = []
+        for n, c in enumerate(array):
+            if np.all(np.isnan(c)):
+                out.append(None)  # not set (how the bridge stores "no covariance")
+            elif not np.all(np.isfinite(c)):
+                raise VisceralError(f"control point {markupsNode.GetNthControlPointLabel(n)!r}: its covariance holds "
+                                    "NaN or infinite values; set all nine or none")
+            else:
+                out.append(c.copy())
+        return out
     return [None] * count
 
 
@@ -366,20 +455,42 @@ def landmarkIdOf(label: str) -> int:
     return int(digits[0])
 
 
-def exportMarkups(markupsNode, referenceVolumeNode, path: str, overwrite: bool = False) -> int:
+@dataclass
+class MarkupsExport:
+    """What a landmark export wrote, and what the user should know about it."""
+
+    path: str
+    count: int
+    warnings: List[str] = field(default_factory=list)
+
+
+def exportMarkups(markupsNode, referenceVolumeNode, path: str, overwrite: bool = False) -> MarkupsExport:
     """Write a point list as a landmark CSV in the seed's frame of the reference image's file grid.
 
-    Positions are taken in world RAS (parent transforms applied); covariances from the
-    ``covariance`` measurement (RAS).  Returns the number of landmarks.
+    Positions are taken in world RAS (the point list's parent transforms applied), then brought into
+    the reference volume's own frame (its parent transforms undone, as Slicer exports segmentations);
+    covariances from the ``covariance`` measurement (RAS).
+
+    Raises:
+        VisceralError: no control points, a covariance partly NaN/infinite, a moved reference volume.
     """
     if Path(path).exists() and not overwrite:
         raise FileExistsError(f"would overwrite {path}")
     count = markupsNode.GetNumberOfControlPoints()
-    ids = [landmarkIdOf(markupsNode.GetNthControlPointLabel(n)) for n in range(count)]
-    points = np.array([markupsNode.GetNthControlPointPositionWorld(n) for n in range(count)], dtype=float).reshape(-1, 3)
-    landmarks = export_landmarks(ids, points, "RAS", fileGeometry(referenceVolumeNode), markupsCovariances(markupsNode))
+    if count == 0:
+        raise VisceralError(f"the point list {markupsNode.GetName()!r} has no control points")
+    labels = [markupsNode.GetNthControlPointLabel(n) for n in range(count)]
+    ids = [landmarkIdOf(label) for label in labels]
+    warnings = [f"control point {label!r} taken as landmark ID {i} (name points by their landmark ID)"
+                for label, i in zip(labels, ids) if not re.fullmatch(r"L?\d+( .*)?", label.strip())]
+    file_grid = checkFileGrid(referenceVolumeNode)
+    world = np.array([markupsNode.GetNthControlPointPositionWorld(n) for n in range(count)], dtype=float).reshape(-1, 3)
+    points, covariances = _worldToReference(world, markupsCovariances(markupsNode), referenceVolumeNode)
+    inside = file_grid.contains_index(file_grid.world_to_index(points, "RAS"), 0.5)
+    warnings += [f"control point {labels[n]!r} lies outside the reference image" for n in np.flatnonzero(~inside)]
+    landmarks = export_landmarks(ids, points, "RAS", file_grid, covariances)
     write_landmarks(path, landmarks)
-    return len(landmarks)
+    return MarkupsExport(path, len(landmarks), warnings)
 
 
 def importLandmarks(scene, path: str, referenceVolumeNode):

@@ -159,7 +159,7 @@ def scenarioMarkupsRoundTrip(workdir: str) -> Tuple[float, float]:
     scene.AddNode(reread)
     assert storage.ReadData(reread)
     csv = folder / VisceralName(3, 1, "CT", FileKind.LANDMARKS, 2, extension=".csv").format()
-    assert MRMLBridge.exportMarkups(reread, volume, str(csv)) == 5
+    assert MRMLBridge.exportMarkups(reread, volume, str(csv)).count == 5
     back = MRMLBridge.importLandmarks(scene, str(csv), volume)
     got = np.array([back.GetNthControlPointPositionWorld(n) for n in range(5)])
     position_error = float(np.max(np.abs(got - points)))
