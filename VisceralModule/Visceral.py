@@ -50,8 +50,8 @@ class Visceral(ScriptedLoadableModule):
             "Import de-identified CT/MR DICOM as a VISCERAL data set, export segmentations as RadLex-labelled "
             "NIfTI with a structure,label table (or per-structure uncertainty volumes), export point lists as "
             "landmark CSV (mm from voxel [0,0,0], with covariance), and load annotations back for review. "
-            f'The conventions and every decision taken are in <a href="{CONVENTIONS_URL}">docs/CONVENTIONS.md</a>.'
-        )
+            'The conventions and every decision taken are in <a href="{url}">docs/CONVENTIONS.md</a>.'
+        ).format(url=CONVENTIONS_URL)
         self.parent.acknowledgementText = _(
             "Data-format conventions from the VISCERAL project (VISual Concept Extraction challenge in RAdioLogy). "
             "De-identification follows DICOM PS3.15 Annex E."
