@@ -91,3 +91,15 @@ def test_ui_loads_offscreen_with_pyside6() -> None:
     for name in ui_widgets():
         assert widget.findChild(QWidget, name) is not None or widget.objectName() == name, name
     assert pyside.__version__ and app is not None
+
+
+def test_files_the_extension_description_points_at_exist() -> None:
+    """Extensions Index review: the screenshot and icon URLs name files of this repository; a LICENSE exists."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    cmake = (root / "CMakeLists.txt").read_text(encoding="utf-8")
+    for key in ("EXTENSION_SCREENSHOTURLS", "EXTENSION_ICONURL"):
+        url = re.search(rf'set\({key} "([^"]+)"\)', cmake).group(1)
+        assert (root / url.split("/main/", 1)[1]).is_file(), url
+    assert "Apache License" in (root / "LICENSE").read_text(encoding="utf-8")
