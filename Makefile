@@ -41,6 +41,7 @@ demo: venv
 	$(BIN)/visceral demo visceral-demo
 
 test: venv system-deps
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 	$(MAKE) test-slicer-stack
 

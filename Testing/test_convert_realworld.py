@@ -68,7 +68,7 @@ def series(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
     return folders
 
 
-def test_every_real_series_converts_as_dcm2niix_does_or_is_refused_for_a_stated_reason(series, dcm2niix: str, tmp_path: Path) -> None:
+def test_every_real_series_converts_as_dcm2niix_does_or_is_refused_for_a_stated_reason(series, dcm2niix: str, tmp_path: Path) -> None:  # noqa: F811
     converted, refused = [], {}
     for name, folder in sorted(series.items()):
         out = tmp_path / name

@@ -308,7 +308,7 @@ def test_killed_run_leaves_no_half_file_and_resumes(tmp_path: Path, dciodvfy: st
     report = deidentify(tmp_path / "in", out, jobs=1)
     got = [f.fate for f in report.files]
     assert got.count("released earlier") == len(finished) and got.count("released") == 40 - len(finished)
-    assert not [p for p in out.rglob(".visceral-partial-*")]
+    assert not list(out.rglob(".visceral-partial-*"))
 
 
 def test_sample_conformance_checks_one_file_per_series(tmp_path: Path, dciodvfy: str) -> None:

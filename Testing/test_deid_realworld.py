@@ -140,7 +140,7 @@ def _frame_geometry(ds: pydicom.Dataset) -> List[tuple]:
     shared = ds.SharedFunctionalGroupsSequence[0]
     out = []
     for frame in ds.PerFrameFunctionalGroupsSequence:
-        def get(sequence: str, keyword: str):
+        def get(sequence: str, keyword: str, frame=frame):
             for group in (frame, shared):
                 if sequence in group and keyword in group[sequence].value[0]:
                     return tuple(group[sequence].value[0][keyword].value)

@@ -232,7 +232,7 @@ def test_identifiers_do_not_match_other_words(text: str) -> None:
 
 
 def test_names_in_declared_character_sets_are_found_and_bytes_searched() -> None:
-    for who, codec in realworld.SCRIPTS:
+    for who, _codec in realworld.SCRIPTS:
         ids = Identifiers.build([(who.pn, "name")])
         assert find_in_text(f"note on {who.family} {who.given}", ids), who
         assert find_in_text(who.family, ids), who

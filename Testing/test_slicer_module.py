@@ -68,7 +68,7 @@ def test_every_parameter_is_bound_to_exactly_one_widget() -> None:
         if isinstance(node, ast.ClassDef) and node.name == "VisceralParameterNode":
             params = {s.target.id for s in node.body if isinstance(s, ast.AnnAssign)}
     bound = []
-    for name, widget in ui_widgets().items():
+    for widget in ui_widgets().values():
         for prop in widget.findall("property"):
             if prop.get("name") == "SlicerParameterName":
                 bound.append(prop.find("string").text)

@@ -12,7 +12,6 @@ Run: ``python bench/conformance.py`` (needs dciodvfy).
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import tempfile
 import time

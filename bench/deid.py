@@ -49,7 +49,7 @@ def make_corpus(root: Path, series: int, slices: int) -> List[str]:
         # the others carry the identifying data of a realistic clinical header.
         written = corpus.write_series(root / f"series{s}", patient, spec, plant=(s == 0))
         sentinels += written.sentinels
-    return sorted(set(v for v in sentinels if len(v) >= 6))
+    return sorted({v for v in sentinels if len(v) >= 6})
 
 
 REAL_TEMPLATE = HERE.parent / "Testing" / "data" / "realworld" / "ge_ct_tilt" / "07.dcm"

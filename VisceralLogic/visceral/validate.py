@@ -400,7 +400,7 @@ class _Validator:
         return True
 
     def check_group(self, group: _Group) -> None:
-        self._annotation_paths = {p for p in group.regions.values()} | {p for _, p in group.label_volumes}
+        self._annotation_paths = set(group.regions.values()) | {p for _, p in group.label_volumes}
         image_geometry = None
         if group.image is not None:
             self.report.images += 1
