@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Union
+from typing import Iterable, Mapping, Optional
 
 import numpy as np
 
@@ -18,8 +18,7 @@ from visceral.conventions.names import FileKind, VisceralName
 from visceral.errors import InvalidNameError
 from visceral.fileio import TEMP_PREFIX, atomic_write_text
 from visceral.imageio import write_volume
-
-PathLike = Union[str, Path]
+from visceral.types import PathLike
 
 __all__ = ["write_image", "image_metadata", "write_dataset_readme", "README_NAME"]
 

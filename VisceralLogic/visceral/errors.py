@@ -10,9 +10,9 @@ logic conventionally raises ``ValueError`` for bad input.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
-PathLike = Union[str, Path]
+from visceral.types import PathLike
 
 
 class VisceralError(ValueError):

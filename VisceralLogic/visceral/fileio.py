@@ -16,9 +16,9 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, Optional, Union
+from typing import IO, Iterator, Optional
 
-PathLike = Union[str, Path]
+from visceral.types import PathLike
 
 #: Prefix of temporary files; a folder scan may ignore (and clean) them.
 TEMP_PREFIX = ".visceral-partial-"

@@ -20,15 +20,14 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Deque, Iterator, List, Optional, Tuple, Union
+from typing import BinaryIO, Deque, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from visceral.conventions.frames import ImageGeometry
 from visceral.errors import FileFormatError, GeometryError
 from visceral.fileio import atomic_output_path
-
-PathLike = Union[str, Path]
+from visceral.types import PathLike
 
 __all__ = ["read_geometry", "read_volume", "write_volume", "NiftiHeader", "read_nifti_header", "read_nifti_voxels", "smallest_label_dtype"]
 

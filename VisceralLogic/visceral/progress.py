@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, Optional, TextIO
+from typing import Optional, TextIO
 
-Progress = Callable[[int, int, str], None]
+from visceral.types import Progress
 
 __all__ = ["Progress", "ProgressBar"]
 

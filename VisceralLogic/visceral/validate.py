@@ -39,9 +39,7 @@ from visceral.errors import FileFormatError, InvalidNameError, UnknownStructureE
 from visceral.fileio import TEMP_PREFIX
 from visceral.imageio import read_geometry, read_nifti_header, read_nifti_voxels
 from visceral.parallel import unordered
-
-PathLike = Union[str, Path]
-Progress = Callable[[int, int, str], None]
+from visceral.types import PathLike, Progress
 
 __all__ = ["Severity", "Finding", "ValidationReport", "ValidatorConfig", "ConfigError", "ISSUE_CODES", "load_config", "validate_dataset"]
 

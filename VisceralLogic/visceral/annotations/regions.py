@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -25,8 +25,7 @@ from visceral.conventions.labels import LabelTable, Structure, StructureRegistry
 from visceral.conventions.names import FileKind, VisceralName, parse_name
 from visceral.errors import InvalidNameError, VisceralError
 from visceral.imageio import read_geometry, read_volume, smallest_label_dtype, write_volume
-
-PathLike = Union[str, Path]
+from visceral.types import PathLike
 
 __all__ = [
     "OverlapError",

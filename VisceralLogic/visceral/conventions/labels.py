@@ -22,14 +22,12 @@ import io
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from visceral.conventions.textfile import csv_text, is_comment_or_blank, read_text
 from visceral.errors import LabelTableError, UnknownStructureError
 from visceral.fileio import atomic_write_text
-
-PathLike = Union[str, Path]
+from visceral.types import PathLike
 
 __all__ = [
     "Structure",

@@ -23,16 +23,14 @@ import io
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from visceral.conventions.textfile import csv_text, is_comment_or_blank, read_text
 from visceral.errors import LandmarkFileError
 from visceral.fileio import atomic_write_text
-
-PathLike = Union[str, Path]
+from visceral.types import PathLike
 
 __all__ = [
     "Landmark",

@@ -19,15 +19,14 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 from visceral.conventions.names import FileKind, VisceralName, parse_name
 from visceral.conventions.textfile import is_comment_or_blank, read_text
 from visceral.conventions.version import CONVENTIONS_VERSION, is_readable
 from visceral.errors import InvalidNameError, MetadataError, VisceralError
 from visceral.fileio import atomic_write_text
-
-PathLike = Union[str, Path]
+from visceral.types import PathLike
 
 __all__ = ["Metadata", "parse_metadata", "read_metadata", "write_metadata", "dataset_readme", "normalize_key"]
 

@@ -11,11 +11,10 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Callable, List, Type, Union
+from typing import Callable, List, Type
 
 from visceral.errors import FileFormatError
-
-PathLike = Union[str, Path]
+from visceral.types import PathLike
 
 
 def read_text(path: PathLike, error: Type[FileFormatError] = FileFormatError) -> str:

@@ -21,7 +21,7 @@ import json
 from collections import OrderedDict, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from pydicom.errors import InvalidDicomError
@@ -31,16 +31,22 @@ from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.names import VisceralName
 from visceral.convert.dicomio import MosaicError, SeriesInfo, load_stack_voxels, read_header
 from visceral.convert.stacks import (
-    Frame, Stack, StackError, build_stacks, check_geometry, correct_tilt, direction_lps, equalize_spacing, split_repeated_positions,
+    Frame,
+    Stack,
+    StackError,
+    build_stacks,
+    check_geometry,
+    correct_tilt,
+    direction_lps,
+    equalize_spacing,
+    split_repeated_positions,
 )
 from visceral.dataset import write_dataset_readme, write_image
 from visceral.deid.identity import pseudonym, subject_number
 from visceral.errors import VisceralError
 from visceral.fileio import TEMP_PREFIX, atomic_write_text
 from visceral.parallel import unordered
-
-PathLike = Union[str, Path]
-Progress = Callable[[int, int, str], None]
+from visceral.types import PathLike, Progress
 
 __all__ = ["convert", "ConvertReport", "Problem", "PROBLEM_CODES"]
 

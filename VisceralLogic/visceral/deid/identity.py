@@ -18,13 +18,12 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from visceral.conventions.textfile import read_text
 from visceral.errors import FileFormatError, VisceralError
 from visceral.fileio import atomic_write_text
-
-PathLike = Union[str, Path]
+from visceral.types import PathLike
 
 __all__ = ["SecretKey", "Linkage", "LinkageEntry", "check_private_location", "SUBJECT_PREFIX", "pseudonym", "subject_number"]
 

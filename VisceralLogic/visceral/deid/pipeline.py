@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import pydicom
 import pydicom.sequence
@@ -48,8 +48,8 @@ from visceral.deid.identifiers import (
     found_in_kept_text,
 )
 from visceral.deid.identity import Linkage, SecretKey, check_private_location, is_inside
-from visceral.deid.profile import Profile, load_profile
 from visceral.deid.pixels import lossy_code_stream, lossy_reason, values_of
+from visceral.deid.profile import Profile, load_profile
 from visceral.deid.qa import (
     added_errors,
     conformance_errors,
@@ -80,9 +80,8 @@ from visceral.deid.tables import (
 from visceral.errors import VisceralError
 from visceral.fileio import TEMP_PREFIX, atomic_write_text, publish, write_dicom
 from visceral.parallel import unordered
+from visceral.types import PathLike, Progress
 
-PathLike = Union[str, Path]
-Progress = Callable[[int, int, str], None]
 log = logging.getLogger("visceral.deid")
 
 __all__ = ["deidentify", "DeidReport", "FileResult", "FATES", "default_private_dir"]

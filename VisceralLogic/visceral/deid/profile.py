@@ -33,14 +33,13 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Dict, FrozenSet, Optional, Pattern, Tuple, Union
+from typing import Dict, FrozenSet, Optional, Pattern, Tuple
 
 from pydicom.datadict import tag_for_keyword
 
 from visceral.conventions.textfile import read_json_object
 from visceral.errors import VisceralError
-
-PathLike = Union[str, Path]
+from visceral.types import PathLike
 
 __all__ = ["Profile", "ProfileError", "load_profile", "default_profile"]
 

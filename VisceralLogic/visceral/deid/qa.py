@@ -13,13 +13,11 @@ import re
 import shutil
 import subprocess
 from collections import Counter
-from pathlib import Path
-from typing import Iterable, List, Optional, Tuple, Union
+from typing import Iterable, List, Optional, Tuple
 
 from pydicom.dataset import Dataset
 
-
-PathLike = Union[str, Path]
+from visceral.types import PathLike
 
 __all__ = ["dciodvfy_path", "conformance_errors", "added_errors", "repair_targets", "decoded_values"]
 

@@ -36,13 +36,20 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.tag import Tag
 
-from visceral.deid.profile import Profile
-from visceral.deid.qa import decoded_values
 from visceral.deid.identifiers import identifier_kind
 from visceral.deid.iod import iod_for
+from visceral.deid.profile import Profile
+from visceral.deid.qa import decoded_values
 from visceral.deid.rawdicom import MEDIA_STORAGE_SOP_INSTANCE_UID, PIXEL_DATA, SOP_INSTANCE_UID, Element, RawFile, parse_elements
 from visceral.deid.rules import (
-    PREPARE_KEYWORDS, STRING_VRS, HeaderContext, deidentify_meta, plan, prepare_header, set_identity, transform_element,
+    PREPARE_KEYWORDS,
+    STRING_VRS,
+    HeaderContext,
+    deidentify_meta,
+    plan,
+    prepare_header,
+    set_identity,
+    transform_element,
     type2_additions,
 )
 

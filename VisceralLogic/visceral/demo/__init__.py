@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Union
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -30,10 +30,8 @@ from visceral.deid.qa import dciodvfy_path
 from visceral.demo.phantom import sample
 from visceral.demo.study import phantom_variant, write_study
 from visceral.imageio import read_geometry, read_volume
+from visceral.types import PathLike, Progress
 from visceral.validate import ValidationReport, validate_dataset
-
-PathLike = Union[str, Path]
-Progress = Callable[[int, int, str], None]
 
 __all__ = ["run_demo", "DemoResult"]
 
