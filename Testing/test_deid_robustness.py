@@ -425,3 +425,60 @@ def test_a_date_moves_with_its_time_in_every_file_of_a_series(tmp_path: Path) ->
     original = dt.datetime.strptime(pydicom.dcmread(str(written.paths[0])).StudyDate, "%Y%m%d").date()
     days = key.date_offset_days(patient_key, *default_profile().date_shift_days)
     assert dates == {(original + dt.timedelta(days=days + 1)).strftime("%Y%m%d")}
+
+
+def _one(tmp_path: Path, ds, name: str = "x.dcm"):
+    inp = tmp_path / "in"
+    inp.mkdir(exist_ok=True)
+    write_dicom(ds, str(inp / name))
+    got = run(inp, tmp_path / "out")["by"][name]
+    return got, (pydicom.dcmread(str(tmp_path / "out" / got.output)) if got.fate == "released" else None)
+
+
+def test_codes_numbers_and_the_scanners_name_are_not_cleaned_as_identity(tmp_path: Path) -> None:
+    """Second review: Patient ID 100 blanked Specific Character Set 'ISO_IR 100'; a 6-digit run of a
+    Pixel Spacing read as the birth date refused the file; surnames equal to a body part or a scanner
+    model blanked them; an institution named after its vendor blanked Manufacturer."""
+    ds = pydicom.dcmread(str(CT_FILE))
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientID = "100"
+    ds.PatientName = "Foot^Vida"
+    ds.PatientBirthDate = "19390625"
+    ds.PixelSpacing = ["0.390625", "0.390625"]
+    ds.BodyPartExamined = "FOOT"
+    ds.ManufacturerModelName = "MAGNETOM Vida"
+    ds.InstitutionName = str(ds.Manufacturer)
+    got, out = _one(tmp_path, ds)
+    assert got.fate == "released", got
+    assert out.SpecificCharacterSet == "ISO_IR 100" and out.BodyPartExamined == "FOOT" and out.ManufacturerModelName == "MAGNETOM Vida"
+    assert out.Manufacturer == ds.Manufacturer and [float(v) for v in out.PixelSpacing] == [0.390625, 0.390625]
+
+
+def test_free_text_issuers_and_institution_uids_do_not_reach_the_release(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(str(CT_FILE))
+    ds.PatientName = "Kowalski^Anna"
+    ds.PatientID = "P-42"
+    ds.add_new(0x01000424, "LT", "Dr. Ernst Meierhofer, Tel. 09131-85-36000")  # SOP Authorization Comment
+    ds.add_new(0x00400556, "ST", "born 1965-W05-3")  # Acquisition Context Description
+    issuer = Dataset()
+    issuer.LocalNamespaceEntityID = "UKER"
+    ds.IssuerOfAccessionNumberSequence = Sequence([issuer])
+    ds.TimeSource = "ntp.uk-erlangen.de"
+    ds.ReceiveCoilName = "ANNAKOWALSKI"
+    ds.TransmitCoilName = "LUKASZ"
+    ds.OperatorsName = "Łukasz^Nowak"
+    got, out = _one(tmp_path, ds)
+    assert got.fate == "released", got
+    text = (tmp_path / "out" / got.output).read_bytes()
+    for leaked in (b"Meierhofer", b"36000", b"1965-W05", b"UKER", b"erlangen", b"ANNAKOWALSKI", b"LUKASZ"):
+        assert leaked not in text, leaked
+
+
+def test_a_patient_id_with_and_without_its_issuer_is_one_subject(tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    a, b = corpus.write_series(inp, PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=2, series_number=2)).paths
+    ds = pydicom.dcmread(str(b))
+    ds.IssuerOfPatientID = "VIZYON"
+    write_dicom(ds, str(b))
+    by = run(inp, tmp_path / "out")["by"]
+    assert {by[p.relative_to(inp).as_posix()].subject for p in (a, b)} == {"subject01"}

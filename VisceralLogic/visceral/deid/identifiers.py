@@ -100,6 +100,9 @@ _GENERIC_WORDS = frozenset((
     "neusoft", "mindray", "shimadzu", "carestream", "hologic", "bruker", "hyperfine", "united", "imaging",
 ))
 _TRANSLITERATION = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "æ": "ae", "ø": "oe", "å": "aa"})
+#: Letters that Unicode decomposition leaves alone, as an ASCII keyboard writes them.
+_PLAIN_LETTERS = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ı": "i", "ħ": "h", "Ħ": "H", "ŧ": "t",
+                                "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ß": "ss", "þ": "th", "Þ": "Th", "ð": "d", "Ð": "D"})
 
 
 def _fold(text: str) -> str:
@@ -111,7 +114,7 @@ def _ascii_forms(text: str) -> Set[str]:
     """Latin text as a search would meet it typed on an ASCII keyboard: accents dropped
     (``Müller`` -> ``Muller``) and German transliteration (``Mueller``)."""
     forms = {text.translate(_TRANSLITERATION)}
-    forms.add("".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)))
+    forms.add("".join(c for c in unicodedata.normalize("NFKD", text.translate(_PLAIN_LETTERS)) if not unicodedata.combining(c)))
     return {f for f in forms if f != text}
 
 
@@ -119,13 +122,18 @@ def _long_enough(part: str) -> bool:
     return len(part) >= (MIN_ASCII_PART if part.isascii() else MIN_OTHER_PART if _has_spaces_script(part) else 1)
 
 
-def _name_forms(component: str) -> Set[str]:
-    """A name component (``O'Brien-Smith^Siobhan``): the whole (separators free), every part, and
-    every run of adjacent parts written together (``OBrien``, ``vanderBerg``, ``OBrienSmith``)."""
+def _name_forms(component: str) -> Tuple[Set[str], Set[str]]:
+    """A name component (``O'Brien-Smith^Siobhan``): (whole forms: the whole in the order written and
+    given name first, separators free; parts: every part and every run of adjacent parts written
+    together -- ``OBrien``, ``vanderBerg``, ``OBrienSmith``)."""
     tokens = [t for t in _NAME_SPLIT.split(component) if t]
-    forms: Set[str] = set()
+    whole: Set[str] = set()
     if len(" ".join(tokens)) >= MIN_ASCII_PART:
-        forms.add(" ".join(tokens))
+        whole.add(" ".join(tokens))
+        groups = [[t for t in _NAME_SPLIT.split(g) if t] for g in component.split("^")]
+        if len(groups) >= 2 and all(groups[:2]):  # family^given -> given family (ANNAKOWALSKI)
+            whole.add(" ".join(groups[1] + groups[0]))
+    forms: Set[str] = set()
     for i in range(len(tokens)):
         for j in range(i + 1, len(tokens) + 1):
             joined = "".join(tokens[i:j])
@@ -136,7 +144,9 @@ def _name_forms(component: str) -> Set[str]:
             forms.add(joined)
     for form in list(forms):
         forms |= _ascii_forms(form)
-    return forms
+    for form in list(whole):
+        whole |= _ascii_forms(form)
+    return whole, forms - whole
 
 
 def _id_forms(value: str) -> Set[str]:
@@ -159,16 +169,17 @@ def _id_forms(value: str) -> Set[str]:
     return forms
 
 
-def _text_forms(value: str) -> Set[str]:
-    """An institution name or address: the whole, and each distinctive word (5+ letters, not a
-    generic word such as *hospital* or *street*)."""
+def _text_forms(value: str) -> Tuple[Set[str], Set[str]]:
+    """An institution name or address: (the whole, unless it is one generic word such as a vendor's
+    name; each distinctive word: 5+ letters, not a generic word such as *hospital* or *street*)."""
     whole = " ".join(value.split())
-    forms = {whole} if len(whole) >= MIN_BYTES else set()
+    strong = {whole} if len(whole) >= MIN_BYTES and _fold(whole) not in _GENERIC_WORDS else set()
+    parts: Set[str] = set()
     for word in re.findall(r"[^\W\d_]{5,}", value):
         if _fold(word) not in _GENERIC_WORDS and _fold(word.translate(_TRANSLITERATION)) not in _GENERIC_WORDS:
-            forms.add(word)
-            forms |= _ascii_forms(word)
-    return forms
+            parts.add(word)
+            parts |= _ascii_forms(word)
+    return strong, parts - strong
 
 
 def _parse_da(text: str) -> Optional[_dt.date]:
@@ -187,8 +198,11 @@ def _parse_da(text: str) -> Optional[_dt.date]:
 class Identifiers:
     """The identifiers of one subject (with its staff and institution), ready to search."""
 
-    #: folded words and phrases, searched where no letter or digit of the same kind touches them
+    #: folded whole names, IDs and texts, searched where no letter or digit of the same kind touches them
     words: FrozenSet[str] = frozenset()
+    #: folded name parts and institution words: searched likewise, but not in the scanner's own
+    #: identity (Manufacturer, model, software: a surname may be a scanner's name, "Vida", "Galan")
+    parts: FrozenSet[str] = frozenset()
     #: folded parts in scripts without word spaces (CJK), searched as plain substrings
     substrings: FrozenSet[str] = frozenset()
     dates: FrozenSet[_dt.date] = frozenset()
@@ -204,6 +218,7 @@ class Identifiers:
         written = {w.strip() for w in written if w}
         skip = {_fold(w) for w in written}
         words: Set[str] = set()
+        parts: Set[str] = set()
         subs: Set[str] = set()
         dates: Set[_dt.date] = set()
         times: Set[str] = set()
@@ -230,19 +245,26 @@ class Identifiers:
                     uids.add(value)
                 continue
             if kind == IdentifierKind.NAME:
-                forms = set().union(*(_name_forms(c) for c in value.split("=")))
+                strong, weak = set(), set()
+                for component in value.split("="):
+                    whole, pieces = _name_forms(component)
+                    strong |= whole
+                    weak |= pieces
             elif kind == IdentifierKind.ID:
-                forms = _id_forms(value)
+                strong, weak = _id_forms(value), set()
             else:
-                forms = _text_forms(value)
-            for form in forms:
+                strong, weak = _text_forms(value)
+            for form in strong:
                 (words if _has_spaces_script(form) else subs).add(_fold(form))
+            for form in weak:
+                (parts if _has_spaces_script(form) else subs).add(_fold(form))
         dates = {d for d in dates if d.strftime("%Y%m%d") not in written}
         times -= written
-        return cls(frozenset(words - skip), frozenset(subs - skip), frozenset(dates), frozenset(times), frozenset(uids))
+        return cls(frozenset(words - skip), frozenset(parts - skip - words), frozenset(subs - skip), frozenset(dates), frozenset(times),
+                   frozenset(uids))
 
     def __bool__(self) -> bool:
-        return bool(self.words or self.substrings or self.dates or self.times or self.uids)
+        return bool(self.words or self.parts or self.substrings or self.dates or self.times or self.uids)
 
 
 def _has_spaces_script(text: str) -> bool:
@@ -278,8 +300,11 @@ def _bounded(text: str, folded: str, start: int, end: int, substring: bool) -> b
     next to a letter, a digit next to a digit), or a case change marks a word (``JohnDoe``)."""
     if substring:
         return True
-    left = start == 0 or _kind(folded[start - 1]) != _kind(folded[start]) or (text[start - 1].islower() and text[start].isupper())
-    right = end == len(folded) or _kind(folded[end]) != _kind(folded[end - 1]) or (text[end - 1].islower() and text[end].isupper())
+    first, last = _kind(folded[start]), _kind(folded[end - 1])
+    left = (start == 0 or first == "other" or _kind(folded[start - 1]) != first
+            or (text[start - 1].islower() and text[start].isupper()))
+    right = (end == len(folded) or last == "other" or _kind(folded[end]) != last
+             or (text[end - 1].islower() and text[end].isupper()))
     return left and right
 
 
@@ -345,10 +370,14 @@ _PLACEHOLDER_TIMES = frozenset(("000000", "120000", "235959"))
 MIN_BYTES_NUMBER = 5
 
 
-def find_in_text(text: str, ids: Identifiers, min_length: int = 1, min_number: int = 3) -> List[Hit]:
+#: Attributes naming the scanner: name parts and institution words are not searched there.
+DEVICE_ATTRIBUTES = frozenset(("Manufacturer", "ManufacturerModelName", "SoftwareVersions"))
+
+
+def find_in_text(text: str, ids: Identifiers, min_length: int = 1, min_number: int = 3, parts: bool = True) -> List[Hit]:
     """Every identifier of ``ids`` in ``text`` (decoded), in any of the forms the module lists
-    (hits shorter than ``min_length`` characters, and numbers shorter than ``min_number`` digits,
-    are not reported)."""
+    (hits shorter than ``min_length`` characters, numbers shorter than ``min_number`` digits, and
+    name parts when not ``parts``, are not reported)."""
     if not text or not ids:
         return []
     hits: List[Hit] = []
@@ -356,7 +385,7 @@ def find_in_text(text: str, ids: Identifiers, min_length: int = 1, min_number: i
     # NFKC case folding may change the length (ß -> ss): search the folded text and map back only
     # when lengths agree; otherwise report the whole value.
     same_length = len(folded) == len(text)
-    pattern = _word_pattern(ids.words, ids.substrings)
+    pattern = _word_pattern(ids.words | ids.parts if parts else ids.words, ids.substrings if parts else frozenset())
     if pattern is not None:
         base = text if same_length else folded
         for match in pattern.finditer(folded):
@@ -400,7 +429,7 @@ def _encoded_forms(ids: Identifiers, encodings: Tuple[str, ...]) -> List[bytes]:
     """Non-ASCII identifiers encoded in the declared character sets, UTF-8 and UTF-16 (searched
     exactly in the header bytes: decoding cannot reach a binary value)."""
     forms: Set[bytes] = set()
-    for text in set(ids.words) | set(ids.substrings):
+    for text in set(ids.words) | set(ids.parts) | set(ids.substrings):
         if text.isascii():
             continue
         for variant in {text, text.upper(), text.title()}:
@@ -452,7 +481,7 @@ def printable_runs(data: bytes, min_length: int = MIN_BYTES) -> bytes:
 
 
 def find_in_bytes(data: bytes, ids: Identifiers, encodings: Tuple[str, ...] = ("latin-1",),
-                  header_end: Optional[int] = None) -> List[str]:
+                  header_end: Optional[int] = None, decoded: Iterable[str] = ()) -> List[str]:
     """Where identifiers of ``ids`` occur in the raw bytes of an output file: ``["pixel data", ...]``.
 
     The printable runs of every byte, read as text, get the search of :func:`find_in_text` (every
@@ -463,7 +492,7 @@ def find_in_bytes(data: bytes, ids: Identifiers, encodings: Tuple[str, ...] = ("
     if not ids:
         return []
     header_end = len(data) if header_end is None else header_end
-    header = data[:header_end]
+    header = _masked(data[:header_end], decoded)
     where: List[str] = []
     if find_in_text(printable_runs(header, 3).decode("latin-1").replace("\0", "\n"), ids, min_number=MIN_BYTES_NUMBER):
         where.append("header bytes")
@@ -478,9 +507,24 @@ def find_in_bytes(data: bytes, ids: Identifiers, encodings: Tuple[str, ...] = ("
     return where
 
 
-#: Value representations of kept text that is searched and cleaned (numbers, dates, times and UIDs
-#: are not free text: the header rules shift or replace them).
-TEXT_VRS = frozenset(("AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"))
+def _masked(header: bytes, decoded: Iterable[str]) -> bytes:
+    """``header`` with the bytes of every decoded value blanked: a value read as text was searched as
+    text (or is a number, a code, a date, a UID: no identifier by its VR); the byte search is for what
+    decoding cannot reach (binary values, text in other encodings)."""
+    masked = bytearray(header)
+    for value in sorted({v for v in decoded if len(v) >= 3 and v.isascii()}, key=len, reverse=True):
+        encoded = value.encode("ascii")
+        start = masked.find(encoded)
+        while start >= 0:
+            masked[start:start + len(encoded)] = bytes(len(encoded))
+            start = masked.find(encoded, start + len(encoded))
+    return bytes(masked)
+
+
+#: Value representations of kept text that is searched and cleaned.  Not: numbers, dates, times and
+#: UIDs (the header rules shift or replace them) and code strings (CS: controlled terms such as a body
+#: part, a patient position, a character set -- a surname that is also a term stays a term there).
+TEXT_VRS = frozenset(("AE", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"))
 
 
 @lru_cache(maxsize=None)
@@ -497,8 +541,10 @@ def found_in_kept_text(decoded: Iterable[Tuple[str, int, str]], ids: Identifiers
     """True when an identifier occurs in one of the (keyword, tag, text) values of a text VR."""
     if not ids:
         return False
-    texts = [text for _, tag, text in decoded if not tag >> 16 & 1 and _dictionary_vr(tag) in TEXT_VRS]
-    return bool(find_in_text("\n".join(texts), ids))  # one pass; a newline is no letter: words stay apart
+    texts = [text for keyword, tag, text in decoded if not tag >> 16 & 1 and _dictionary_vr(tag) in TEXT_VRS and keyword not in DEVICE_ATTRIBUTES]
+    device = [text for keyword, tag, text in decoded if keyword in DEVICE_ATTRIBUTES]
+    # one pass each; a newline is no letter: words stay apart
+    return bool(find_in_text("\n".join(texts), ids)) or bool(find_in_text("\n".join(device), ids, parts=False))
 
 
 def clean_dataset(ds: object, ids: Identifiers) -> List[str]:
@@ -517,7 +563,7 @@ def clean_dataset(ds: object, ids: Identifiers) -> List[str]:
         changed = False
         kinds = set()
         for i, text in enumerate(values):
-            hits = find_in_text(text, ids)
+            hits = find_in_text(text, ids, parts=elem.keyword not in DEVICE_ATTRIBUTES)
             if hits:
                 values[i] = clean_text(text, hits)
                 kinds.update(h.kind for h in hits)

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import tempfile
 import warnings
 from collections import Counter, defaultdict
@@ -54,6 +55,7 @@ from visceral.deid.qa import (
     added_errors,
     conformance_errors,
     dciodvfy_path,
+    decoded_values,
     repair_targets,
 )
 from visceral.deid.rawdicom import (
@@ -208,6 +210,8 @@ class _Run:
     key: bytes
     #: original patient key -> (pseudonym, date offset in days, time offset in seconds, identity pooled over its files)
     patients: Dict[str, Tuple[str, int, int, Tuple[Tuple[str, str], ...]]]
+    #: a patient key -> the key it is the same patient as (a Patient ID with and without its issuer)
+    aliases: Dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -435,7 +439,7 @@ def _process_file(task: _Task, result: FileResult) -> None:
     syntax = result.transfer_syntax
 
     key = SecretKey(run.key)
-    patient_key = patient_key_of(head)
+    patient_key = run.aliases.get(patient_key_of(head), patient_key_of(head))
     if patient_key not in run.patients:
         result.reason = "the patient could not be identified when the headers were first read"
         return
@@ -537,7 +541,8 @@ def _gate_and_release(task: _Task, result: FileResult, run: _Run, path: Path, fi
         elif task.repairs:
             result.conformance += "; dciodvfy: not sampled, the repairs of its series' sample applied"
         charsets = _encodings(ds, rewritten)
-        places = find_in_bytes(data, ctx.identifiers(), charsets, header_end)
+        texts = [t for _, _, t in (rewritten.decoded if rewritten is not None else decoded_values(ds))]
+        places = find_in_bytes(data, ctx.identifiers(), charsets, header_end, texts)
         result.counts = _counts(ctx.counts)
         result.notes += ctx.notes
         result.leaks = [{"where": where} for where in places]
@@ -564,12 +569,23 @@ def _conformance(task: _Task, source: Path, data: bytes, ds: Optional[pydicom.Da
     found = _findings(output)
     errors = added_errors(_input_findings(str(source)), found) if found else []  # the input is read only when needed
     result.conformance = "in-process: checked"
+    frames = int(getattr(output, "NumberOfFrames", 1) or 1) if ds is None else int(ds.get("NumberOfFrames", 1) or 1)
     if task.check_conformance and dciodvfy_path():
+        if frames > DCIODVFY_MAX_FRAMES:
+            result.conformance += f"; dciodvfy: skipped ({frames} frames: it takes minutes on such files)"
+            return errors
         with tempfile.TemporaryDirectory(prefix="visceral-check-") as folder:
             tmp = Path(folder, "output.dcm")
             tmp.write_bytes(data)
-            errors += added_errors(conformance_errors(source), conformance_errors(tmp))
+            try:
+                errors += added_errors(conformance_errors(source), conformance_errors(tmp))
+            except subprocess.TimeoutExpired:
+                result.conformance += "; dciodvfy: no answer within its time limit (the in-process check stands)"
     return errors
+
+
+#: dciodvfy's time grows with the square of the frames: on larger files only the in-process check runs.
+DCIODVFY_MAX_FRAMES = 2000
 
 
 def _findings(ds: pydicom.Dataset) -> List[str]:
@@ -693,6 +709,17 @@ def _prepass(path: Path) -> Optional[_Head]:
 #: What the pre-pass pools of each patient's identity over all its files (a file may lack its name
 #: or birth date and still carry them in free text).
 _POOLED = (("PatientName", "name"), ("PatientID", "id"), ("PatientBirthDate", "date"))
+
+
+def _patient_aliases(keys: set) -> Dict[str, str]:
+    """A Patient ID exported once with its issuer and once without is one patient (one subject, one
+    date offset): the bare key is an alias of the qualified one when exactly one issuer has that ID."""
+    qualified: Dict[str, List[str]] = defaultdict(list)
+    for key in keys:
+        parts = key.split(":", 2)
+        if key.startswith("id:") and len(parts) == 3:
+            qualified[parts[2]].append(key)
+    return {f"id:{pid}": found[0] for pid, found in qualified.items() if len(found) == 1 and f"id:{pid}" in keys}
 
 
 def _unread(path: Path, source: str) -> FileResult:
@@ -827,6 +854,8 @@ def deidentify(
             heads[path] = head
         if progress:
             progress(n, len(files), "reading headers")
+    aliases = _patient_aliases({h.patient_key for h in heads.values()})
+    heads = {p: replace(h, patient_key=aliases.get(h.patient_key, h.patient_key)) for p, h in heads.items()}
     new = linkage.assign({h.patient_key for h in heads.values()}, key)
     linkage.save()
     low, high = profile.date_shift_days
@@ -849,7 +878,7 @@ def deidentify(
         if head is not None and path not in duplicates and head.series_uid not in seen_series:
             seen_series.add(head.series_uid)
             sampled.add(path)
-    run = _Run(str(output_dir), str(staging), profile, key.raw(), patients)
+    run = _Run(str(output_dir), str(staging), profile, key.raw(), patients, aliases)
     tasks = [_Task(str(p), names[p], conformance == "all" or (conformance == "sample" and p in sampled))
              for p in files if p in heads and p not in duplicates]
     report = DeidReport(str(input_dir), str(output_dir), profile.name, str(report_path), conformance,

@@ -103,9 +103,13 @@ PATIENT_KEPT = frozenset((
     "PatientSpeciesDescription", "PatientSpeciesCodeSequence", "PatientBreedDescription", "PatientBreedCodeSequence",
     "QualityControlSubject", "StrainDescription", "StrainNomenclature", "StrainCodeSequence", "PatientSexNeutered", "CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning",
 ))
-#: UIDs kept although not rooted at 1.2.840.10008: coding schemes and other registered identifiers.
-_REGISTERED_UID_ATTRIBUTES = frozenset(("CodingSchemeUID", "ContextGroupExtensionCreatorUID", "MappingResourceUID",
-                                        "ContextUID", "CodingSchemeRegistry"))
+#: Long free text (LT, ST, UT) Annex E does not list: it can hold anything (a third person, a date in any
+#: calendar, an encoded name) and no research use needs it: removed, or emptied by its Type.
+FREE_TEXT_VRS = frozenset(("LT", "ST", "UT"))
+#: Who issued an identifier, which device or site wrote the data: removed or emptied by Type.
+_ISSUER_LIKE = re.compile(r"Issuer|EntityID|^TimeSource$|^DeviceID$|^StationName$|^DeviceSerialNumber$")
+#: Roots of registered UIDs (kept): DICOM's own, and HL7's registered coding systems (SNOMED, LOINC, UCUM...).
+_REGISTERED_UID_ROOTS = ("1.2.840.10008.", "2.16.840.1.113883.6.")
 
 
 @lru_cache(maxsize=4096)
@@ -315,9 +319,9 @@ def shift_datetime(text: str, days: int, seconds: int = 0) -> Optional[str]:
 
 
 def is_registered_uid(uid: str, keyword: str = "") -> bool:
-    """A UID that names no instance: DICOM's own (``1.2.840.10008...``: SOP classes, transfer
-    syntaxes, coding schemes) or one of the attributes that hold registered identifiers."""
-    return uid.startswith("1.2.840.10008.") or keyword in _REGISTERED_UID_ATTRIBUTES
+    """A UID that names no instance and no institution: DICOM's own (``1.2.840.10008...``: SOP
+    classes, transfer syntaxes, DICOM coding schemes) or an HL7-registered coding system's."""
+    return uid.startswith(_REGISTERED_UID_ROOTS)
 
 
 def _partner(keyword: str) -> Optional[str]:
@@ -402,6 +406,10 @@ def plan(tag: int, vr: str, keyword: str, spec: Optional[AttributeSpec], iod_kno
         return Plan(_by_type("Z/D", type_), "patient module: only what the profile keeps")
     if vr in ("PN", "UR"):
         return Plan(_by_type("Z/D", type_), "a person's name" if vr == "PN" else "an address (URL)")
+    if vr in FREE_TEXT_VRS:
+        return Plan(_by_type("Z/D", type_), "free text")
+    if _ISSUER_LIKE.search(keyword):
+        return Plan(_by_type("Z/D", type_), "an issuer, a device or a site")
     if vr == "UI":
         return Plan("uid", "an instance UID")
     if vr in DATE_TIME_VRS:
