@@ -80,4 +80,8 @@ class MetadataError(FileFormatError):
 
 
 class GeometryError(VisceralError):
-    """Image geometry is unusable (singular direction, non-positive spacing, ...)."""
+    """Image geometry is unusable (singular direction, non-positive spacing, an unknown frame, ...)."""
+
+
+class RegistryError(VisceralError):
+    """A structure or landmark registry is inconsistent (duplicate IDs, ambiguous names)."""

@@ -26,10 +26,9 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from visceral.annotations.points import RegisteredLandmark, landmark_registry, read_landmark_registry
 from visceral.conventions.frames import ImageGeometry, corner_indices
 from visceral.conventions.labels import LabelTable, default_registry, read_label_table
-from visceral.conventions.landmarks import check_covariance, read_fcsv, read_landmarks
+from visceral.conventions.landmarks import RegisteredLandmark, landmark_registry, read_landmark_registry, check_covariance, read_fcsv, read_landmarks
 from visceral.conventions.metadata import read_metadata
 from visceral.conventions.names import FileKind, VisceralName, parse_name
 from visceral.conventions.textfile import read_json_object

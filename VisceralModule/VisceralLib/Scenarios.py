@@ -6,7 +6,6 @@ Slicer re-indexes such a grid), drives the bridge, and raises ``AssertionError``
 
 from __future__ import annotations
 
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, Tuple
@@ -180,10 +179,3 @@ def scenarioMarkupsRoundTrip(workdir: str) -> Tuple[float, float]:
     else:
         raise AssertionError("a stale covariance measurement was accepted")
     return position_error, covariance_error
-
-
-def runAll() -> None:
-    """Every scenario, each in a fresh temporary folder (for the Slicer self-test)."""
-    for scenario in (scenarioSegmentationRoundTrip, scenarioMarkupsRoundTrip):
-        with tempfile.TemporaryDirectory() as workdir:
-            scenario(workdir)

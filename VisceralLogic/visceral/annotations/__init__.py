@@ -4,7 +4,8 @@ Pure logic on numpy arrays (``[k, j, i]``) and :class:`~visceral.conventions.fra
 the Slicer module's export widgets are thin callers of these functions.
 """
 
-from visceral.annotations.points import export_landmarks, import_landmarks, landmark_registry
+from visceral.annotations.points import export_landmarks, import_landmarks
+from visceral.conventions.landmarks import landmark_registry
 from visceral.annotations.regions import (
     RegionAnnotation,
     export_region_annotation,

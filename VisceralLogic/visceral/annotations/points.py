@@ -9,20 +9,15 @@ along the voxel axes) and covariances rotated into it, see
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.landmarks import Landmark
-from visceral.conventions.textfile import is_comment_or_blank, read_text
 from visceral.errors import LandmarkFileError
 
-__all__ = ["export_landmarks", "import_landmarks", "landmark_registry", "read_landmark_registry", "RegisteredLandmark"]
+__all__ = ["export_landmarks", "import_landmarks"]
 
 
 def export_landmarks(
@@ -78,36 +73,3 @@ def import_landmarks(
         for lm in landmarks
     ]
     return ids, points, covariances
-
-
-@dataclass(frozen=True)
-class RegisteredLandmark:
-    """A landmark ID of the registry ``Resources/landmarks.csv``."""
-
-    landmark_id: int
-    name: str
-    description: str
-    source: str
-
-
-def read_landmark_registry(path: Union[str, Path]) -> Dict[int, RegisteredLandmark]:
-    """Read a landmark registry CSV (``id,name,description,source``; ``#`` comments allowed)."""
-    lines = [line for line in read_text(path, LandmarkFileError).splitlines() if not is_comment_or_blank(line)]
-    out: Dict[int, RegisteredLandmark] = {}
-    for row in csv.DictReader(lines):
-        try:
-            entry = RegisteredLandmark(int(row["id"]), row["name"].strip(), (row.get("description") or "").strip(), (row.get("source") or "").strip())
-        except (KeyError, ValueError, AttributeError):
-            raise LandmarkFileError(path, f"bad registry row {row!r}") from None
-        if entry.landmark_id in out:
-            raise LandmarkFileError(path, f"landmark ID {entry.landmark_id} registered twice")
-        out[entry.landmark_id] = entry
-    return out
-
-
-@lru_cache(maxsize=1)
-def landmark_registry() -> Dict[int, RegisteredLandmark]:
-    """The landmark registry shipped in ``Resources/landmarks.csv`` (ID -> entry)."""
-    from visceral.resources import resource_path
-
-    return read_landmark_registry(resource_path("landmarks.csv"))

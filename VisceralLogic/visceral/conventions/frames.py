@@ -38,7 +38,6 @@ __all__ = [
     "lps_to_ras",
     "ras_to_lps",
     "covariance_lps_to_ras",
-    "covariance_ras_to_lps",
     "FRAMES",
 ]
 
@@ -64,10 +63,6 @@ def covariance_lps_to_ras(cov_lps: Any) -> np.ndarray:
     return LPS_TO_RAS @ np.asarray(cov_lps, dtype=float) @ LPS_TO_RAS
 
 
-#: RAS -> LPS is the same map.
-covariance_ras_to_lps = covariance_lps_to_ras
-
-
 def corner_indices(shape: Sequence[int]) -> np.ndarray:
     """The 8 corner voxel indices ``(8, 3)`` of a grid of ``shape`` (i, j, k)."""
     ni, nj, nk = (int(n) for n in shape[:3])
@@ -86,7 +81,7 @@ def rotation_xyz(ax: float, ay: float, az: float) -> np.ndarray:
 def _check_frame(frame: str) -> str:
     frame = frame.upper()
     if frame not in FRAMES:
-        raise ValueError(f"world frame must be one of {FRAMES}, not {frame!r}")
+        raise GeometryError(f"world frame must be one of {FRAMES}, not {frame!r}")
     return frame
 
 

@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from visceral.conventions.textfile import csv_text, is_comment_or_blank, read_text
-from visceral.errors import LabelTableError, UnknownStructureError
+from visceral.errors import LabelTableError, RegistryError, UnknownStructureError
 from visceral.fileio import atomic_write_text
 from visceral.types import PathLike
 
@@ -122,13 +122,13 @@ class StructureRegistry:
         self._by_snomed: Dict[Tuple[str, str], Structure] = {}
         for s in self._structures:
             if s.radlex_id in self._by_id:
-                raise ValueError(f"duplicate RadLex ID {s.radlex_id} in the structure registry")
+                raise RegistryError(f"duplicate RadLex ID {s.radlex_id} in the structure registry")
             self._by_id[s.radlex_id] = s
             for text in (s.name, s.radlex_label, *s.synonyms):
                 key = normalize_structure_name(text)
                 other = self._by_key.setdefault(key, s)
                 if other is not s:
-                    raise ValueError(f"structure name {text!r} is ambiguous: {other.name} and {s.name}")
+                    raise RegistryError(f"structure name {text!r} is ambiguous: {other.name} and {s.name}")
             snomed = (s.snomed_type[0], s.snomed_modifier[0] if s.snomed_modifier else "")
             self._by_snomed.setdefault(snomed, s)
 

@@ -23,7 +23,8 @@ import io
 import math
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from functools import lru_cache
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -41,6 +42,9 @@ __all__ = [
     "check_covariance",
     "read_fcsv",
     "COVARIANCE_TOLERANCE",
+    "RegisteredLandmark",
+    "read_landmark_registry",
+    "landmark_registry",
 ]
 
 #: Relative tolerance for symmetry and positive semi-definiteness of a covariance.
@@ -293,3 +297,36 @@ def read_fcsv(path: PathLike) -> Tuple[str, List[FiducialPoint]]:
             raise LandmarkFileError(path, "expected numeric x, y, z columns", line_no) from None
         points.append(FiducialPoint(row.get("label", ""), position, row.get("desc", "")))
     return frame, points
+
+
+@dataclass(frozen=True)
+class RegisteredLandmark:
+    """A landmark ID of the registry ``Resources/landmarks.csv``."""
+
+    landmark_id: int
+    name: str
+    description: str
+    source: str
+
+
+def read_landmark_registry(path: PathLike) -> Dict[int, RegisteredLandmark]:
+    """Read a landmark registry CSV (``id,name,description,source``; ``#`` comments allowed)."""
+    lines = [line for line in read_text(path, LandmarkFileError).splitlines() if not is_comment_or_blank(line)]
+    out: Dict[int, RegisteredLandmark] = {}
+    for row in csv.DictReader(lines):
+        try:
+            entry = RegisteredLandmark(int(row["id"]), row["name"].strip(), (row.get("description") or "").strip(), (row.get("source") or "").strip())
+        except (KeyError, ValueError, AttributeError):
+            raise LandmarkFileError(path, f"bad registry row {row!r}") from None
+        if entry.landmark_id in out:
+            raise LandmarkFileError(path, f"landmark ID {entry.landmark_id} registered twice")
+        out[entry.landmark_id] = entry
+    return out
+
+
+@lru_cache(maxsize=1)
+def landmark_registry() -> Dict[int, RegisteredLandmark]:
+    """The landmark registry shipped in ``Resources/landmarks.csv`` (ID -> entry)."""
+    from visceral.resources import resource_path
+
+    return read_landmark_registry(resource_path("landmarks.csv"))

@@ -40,6 +40,9 @@ __all__ = [
     "format_name",
     "VOLUME_EXTENSIONS",
     "EXTENSIONS",
+    "SUBJECT_PREFIX",
+    "pseudonym",
+    "subject_number",
 ]
 
 
@@ -137,11 +140,6 @@ class VisceralName:
         """True for a NIfTI volume (``.nii`` / ``.nii.gz``)."""
         return self.extension in VOLUME_EXTENSIONS
 
-    @property
-    def is_annotation(self) -> bool:
-        """True for region and landmark annotations."""
-        return self.kind is not FileKind.IMAGE
-
     def image(self) -> "VisceralName":
         """The name of the image volume an annotation (or metadata file) belongs to."""
         return replace(self, kind=FileKind.IMAGE, annotator=None, label=None, extension=CANONICAL_VOLUME_EXTENSION)
@@ -181,7 +179,7 @@ def format_name(name: VisceralName, style: NameStyle = NameStyle.CANONICAL) -> s
     if style is NameStyle.BENCHMARK:
         return _format_benchmark(name)
     pattern = style is NameStyle.PATTERN
-    parts = [f"subject{name.subject:02d}", f"acquisition{name.acquisition}" if pattern else str(name.acquisition)]
+    parts = [pseudonym(name.subject), f"acquisition{name.acquisition}" if pattern else str(name.acquisition)]
     if name.modality:
         parts.append(f"modality{name.modality}")
     annotator = f"annotator{name.annotator}" if pattern else str(name.annotator)
@@ -192,6 +190,23 @@ def format_name(name: VisceralName, style: NameStyle = NameStyle.CANONICAL) -> s
     elif name.kind is FileKind.LANDMARKS:
         parts += ["lmannotation", annotator]
     return "_".join(parts) + name.extension
+
+
+#: The subject token of the conventions (seed section 4): ``subject`` and the subject number.
+SUBJECT_PREFIX = "subject"
+_PSEUDONYM = re.compile(rf"{SUBJECT_PREFIX}0*(\d+)", re.IGNORECASE)
+
+
+def pseudonym(subject: int) -> str:
+    """The subject token ``subject07`` of subject number ``subject``: also the de-identified
+    Patient's Name and Patient ID (one name for a subject in DICOM and in the data set)."""
+    return f"{SUBJECT_PREFIX}{subject:02d}"
+
+
+def subject_number(text: str) -> Optional[int]:
+    """The subject number of a pseudonym (``subject07`` -> 7), or ``None`` when ``text`` is none."""
+    match = _PSEUDONYM.fullmatch(text.strip())
+    return int(match.group(1)) if match else None
 
 
 def _format_benchmark(name: VisceralName) -> str:

@@ -42,7 +42,7 @@ from visceral.convert.stacks import (
     split_repeated_positions,
 )
 from visceral.dataset import write_dataset_readme, write_image
-from visceral.deid.identity import pseudonym, subject_number
+from visceral.conventions.names import pseudonym, subject_number
 from visceral.errors import VisceralError
 from visceral.fileio import TEMP_PREFIX, atomic_write_text
 from visceral.parallel import unordered

@@ -26,6 +26,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from visceral.errors import VisceralError
+
 __all__ = ["Frame", "Stack", "StackError", "build_stacks", "check_geometry", "correct_tilt", "equalize_spacing", "split_repeated_positions",
            "SPACING_TOLERANCE", "TILT_TOLERANCE"]
 
@@ -38,7 +40,7 @@ SPACING_TOLERANCE = 0.1
 TILT_TOLERANCE = 0.1
 
 
-class StackError(Exception):
+class StackError(VisceralError):
     """A stack that cannot become a regular 3D volume; ``code`` is the report code."""
 
     def __init__(self, code: str, message: str) -> None:

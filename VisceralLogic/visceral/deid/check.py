@@ -13,7 +13,7 @@ from typing import List, Union
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from visceral.deid.identity import subject_number
+from visceral.conventions.names import subject_number
 from visceral.deid.rules import DUMMY_NAME, DUMMY_TEXT
 from visceral.deid.tables import KEPT_SOP_CLASSES, LOSSLESS_TRANSFER_SYNTAXES
 

@@ -14,33 +14,18 @@ import hashlib
 import hmac
 import io
 import os
-import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from visceral.conventions.names import pseudonym
 from visceral.conventions.textfile import read_text
 from visceral.errors import FileFormatError, VisceralError
 from visceral.fileio import atomic_write_text
 from visceral.types import PathLike
 
-__all__ = ["SecretKey", "Linkage", "LinkageEntry", "check_private_location", "SUBJECT_PREFIX", "pseudonym", "subject_number"]
-
-SUBJECT_PREFIX = "subject"
-_PSEUDONYM = re.compile(rf"{SUBJECT_PREFIX}0*(\d+)", re.IGNORECASE)
-
-
-def pseudonym(subject: int) -> str:
-    """The pseudonym of subject number ``subject`` (``subject07``): its Patient's Name and ID."""
-    return f"{SUBJECT_PREFIX}{subject:02d}"
-
-
-def subject_number(text: str) -> Optional[int]:
-    """The subject number of a pseudonym (``subject07`` -> 7), or ``None`` when ``text`` is none."""
-    match = _PSEUDONYM.fullmatch(text)
-    return int(match.group(1)) if match else None
-
+__all__ = ["SecretKey", "Linkage", "LinkageEntry", "check_private_location"]
 
 class SecretKey:
     """The project's secret: 32 random bytes, stored as hex in a file readable by its owner only."""

@@ -20,7 +20,7 @@ from typing import Dict, List, NamedTuple, Tuple
 
 from pydicom.datadict import dictionary_VR
 
-__all__ = ["Unsupported", "Element", "RawFile", "parse_file", "parse_elements", "IMPLICIT_LE", "EXPLICIT_LE", "PIXEL_DATA",
+__all__ = ["Unsupported", "Element", "RawFile", "parse_file", "parse_elements", "IMPLICIT_LE", "PIXEL_DATA",
            "SOP_INSTANCE_UID", "MEDIA_STORAGE_SOP_INSTANCE_UID"]
 
 #: Tags both the layout's users look for.
@@ -29,7 +29,6 @@ SOP_INSTANCE_UID = 0x00080018
 MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")
 
