@@ -179,7 +179,7 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onReferenceChanged(self, node) -> None:
         """Pre-fill subject/acquisition/modality from the volume's attributes."""
-        name = MRMLBridge.volumeTokens(node) if node else None
+        name = self.logic.imageName(node) if node else None
         if name and self._parameterNode:
             self._parameterNode.subject, self._parameterNode.acquisition = name.subject, name.acquisition
             self._parameterNode.modality = name.modality or ""
@@ -189,7 +189,7 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not node:
             self.ui.segmentMappingLabel.text = ""
             return
-        mapping = MRMLBridge.mapSegments(node)
+        mapping = self.logic.segmentMapping(node)
         known = ", ".join(f"{s.name} ({s.radlex_id})" for s in mapping.structures.values())
         unknown = ", ".join(n for _, n in mapping.unknown)
         self.ui.segmentMappingLabel.text = _("RadLex: ") + (known or "-") + (_("\nUnknown (rename or set terminology): ") + unknown if unknown else "")
@@ -276,6 +276,14 @@ class VisceralLogic(ScriptedLoadableModuleLogic):
         """The module's parameter node (created when missing)."""
         return VisceralParameterNode(super().getParameterNode())
 
+    def imageName(self, volumeNode):
+        """The VISCERAL name of a loaded image volume (subject, acquisition, modality), or ``None``."""
+        return MRMLBridge.volumeTokens(volumeNode)
+
+    def segmentMapping(self, segmentationNode):
+        """How the segments map to RadLex structures (``MRMLBridge.SegmentMapping``), before any export."""
+        return MRMLBridge.mapSegments(segmentationNode)
+
     def deidentifyFolder(self, inputFolder: str, outputFolder: str, progress=None):
         """De-identify a clinical DICOM folder with the same QA gate as the command line (its IOD check
         runs in process: no external program needed); returns the audit report.  Runs in Slicer's own
@@ -332,9 +340,7 @@ class VisceralLogic(ScriptedLoadableModuleLogic):
         if image is None:
             raise ValueError(_("The reference volume has no VISCERAL name; load it with the Import section"))
         name = VisceralName(image.subject, image.acquisition, image.modality, FileKind.LANDMARKS, int(annotator), extension=".csv")
-        path = str(Path(folder) / name.format())
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        return MRMLBridge.exportMarkups(markupsNode, referenceVolumeNode, path, overwrite)
+        return MRMLBridge.exportMarkups(markupsNode, referenceVolumeNode, str(Path(folder) / name.format()), overwrite)
 
     def importAnnotation(self, path: str, referenceVolumeNode, scene=None):
         """Load a region annotation (.nii.gz) or landmark CSV on its reference volume."""

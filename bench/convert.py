@@ -15,10 +15,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "Testing"))
 from _common import print_table, run_command  # noqa: E402
 
-import dicom_corpus as corpus  # noqa: E402
+import visceral.demo.corpus as corpus  # noqa: E402
 
 PY = sys.executable
 SITK = """

@@ -16,7 +16,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, Optional
+from typing import IO, Iterator, Optional, Sequence
 
 from visceral.types import PathLike
 
@@ -48,6 +48,19 @@ def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Non
     """Write ``text`` to ``path`` atomically."""
     with atomic_write(path, "w", encoding=encoding) as handle:
         handle.write(text)
+
+
+def check_new_files(paths: Sequence[PathLike], overwrite: bool) -> None:
+    """Refuse to replace existing files unless ``overwrite``; make the folders the files go to.
+
+    Raises:
+        FileExistsError: naming every file that exists.
+    """
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"would overwrite {', '.join(existing)}")
+    for folder in {Path(p).parent for p in paths}:
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 def publish(data: bytes, staging: PathLike, path: PathLike) -> None:

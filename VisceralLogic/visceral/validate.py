@@ -433,7 +433,7 @@ class _Validator:
                 self.emit("ORPHAN_FILE", path, "label table without a region annotation volume")
         for annotator, path in sorted(group.regions.items()):
             if annotator not in group.tables:
-                self.emit("LABEL_TABLE_MISSING", path, f"expected {path.name.rsplit('.nii', 1)[0]}.csv beside it")
+                self.emit("LABEL_TABLE_MISSING", path, f"expected {parse_name(path).with_extension('.csv').format()} beside it")
             matches = self.grid_matches(path, image_geometry) if group.image is not None else self.header(path) is not None
             if matches:
                 table = tables.get(annotator)

@@ -88,7 +88,7 @@ def loadVolume(scene, path: str) -> "slicer.vtkMRMLScalarVolumeNode":
     """Load a data-set image into ``scene``, named by the conventions, with its tokens as attributes."""
     name = parse_name(Path(path).name)
     node = slicer.vtkMRMLScalarVolumeNode()
-    node.SetName(name.image().format().replace(".nii.gz", ""))
+    node.SetName(name.image().stem())
     scene.AddNode(node)
     storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
     scene.AddNode(storage)
@@ -318,21 +318,13 @@ def exportSegmentation(
     if not masks:
         raise VisceralError("every segment is empty: nothing to export")
     by_structure = {mapping.structures[s].name: file_grid.array_from(m, slicer_grid) for s, m in masks.items()}
-    folder_path = Path(folder)
     base = annotation.annotation(FileKind.REGION)
     if uncertainty:
-        targets = [folder_path / base.with_label(registry.lookup(n).radlex_id).format() for n in by_structure]
-    else:
-        targets = [folder_path / base.format(), folder_path / base.with_extension(".csv").format()]
-    existing = [str(t) for t in targets if t.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"would overwrite {', '.join(existing)}")
-    folder_path.mkdir(parents=True, exist_ok=True)
-    if uncertainty:
-        written = export_uncertainty_volumes(by_structure, file_grid, base, folder_path, registry)
+        written = export_uncertainty_volumes(by_structure, file_grid, base, folder, registry, overwrite=overwrite)
         return SegmentationExport([str(p) for p in written.values()], {n: registry.lookup(n).radlex_id for n in written}, warnings)
-    table = export_region_annotation(by_structure, file_grid, folder_path / base.format(), registry)
-    return SegmentationExport([str(t) for t in targets], table.as_dict(), warnings)
+    volume = Path(folder) / base.format()
+    table = export_region_annotation(by_structure, file_grid, volume, registry, overwrite=overwrite)
+    return SegmentationExport([str(volume), str(volume.with_name(base.with_extension(".csv").format()))], table.as_dict(), warnings)
 
 
 def _ownVoxels(segmentationNode, segmentID: str) -> Tuple[int, float]:
@@ -349,6 +341,22 @@ def _ownVoxels(segmentationNode, segmentID: str) -> Tuple[int, float]:
     return int(np.count_nonzero(vtk_to_numpy(scalars))), float(abs(np.linalg.det(axes)))
 
 
+def labelmapNode(scene, labels: np.ndarray, referenceVolumeNode) -> "slicer.vtkMRMLLabelMapVolumeNode":
+    """A label map node holding ``labels`` (``[k, j, i]`` on the reference volume's Slicer grid) on the
+    reference volume's lattice; the caller removes it from the scene when done."""
+    node = slicer.vtkMRMLLabelMapVolumeNode()
+    scene.AddNode(node)
+    image = vtk.vtkImageData()
+    image.SetDimensions(*geometryFromVolumeNode(referenceVolumeNode).shape)
+    scalars = labels.astype(np.uint16) if labels.dtype == np.bool_ or labels.dtype.kind in "iu" and labels.max(initial=0) < 65536 else labels
+    image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(scalars).ravel(), deep=True))
+    node.SetAndObserveImageData(image)
+    m = vtk.vtkMatrix4x4()
+    referenceVolumeNode.GetIJKToRASMatrix(m)
+    node.SetIJKToRASMatrix(m)
+    return node
+
+
 def importRegionAnnotation(scene, path: str, referenceVolumeNode, registry: Optional[StructureRegistry] = None):
     """Load a multi-label region annotation (+ its CSV) as a segmentation node on its reference image.
 
@@ -358,19 +366,11 @@ def importRegionAnnotation(scene, path: str, referenceVolumeNode, registry: Opti
     annotation = read_region_annotation(path, reference=fileGeometry(referenceVolumeNode))
     slicer_grid = geometryFromVolumeNode(referenceVolumeNode)
     labels = slicer_grid.array_from(annotation.labels, annotation.geometry)
-    labelmap = slicer.vtkMRMLLabelMapVolumeNode()
-    scene.AddNode(labelmap)
+    labelmap = labelmapNode(scene, labels, referenceVolumeNode)
     segmentation = slicer.vtkMRMLSegmentationNode()
-    segmentation.SetName(Path(path).name.split(".nii")[0])
+    segmentation.SetName(parse_name(path).stem())
     scene.AddNode(segmentation)
     try:
-        image = vtk.vtkImageData()
-        image.SetDimensions(*slicer_grid.shape)
-        image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(labels.astype(np.uint16)).ravel(), deep=True))
-        labelmap.SetAndObserveImageData(image)
-        m = vtk.vtkMatrix4x4()
-        referenceVolumeNode.GetIJKToRASMatrix(m)
-        labelmap.SetIJKToRASMatrix(m)
         segmentation.SetReferenceImageGeometryParameterFromVolumeNode(referenceVolumeNode)
         if not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation):
             raise VisceralError(f"{path}: Slicer could not import the label volume")
@@ -474,8 +474,6 @@ def exportMarkups(markupsNode, referenceVolumeNode, path: str, overwrite: bool =
     Raises:
         VisceralError: no control points, a covariance partly NaN/infinite, a moved reference volume.
     """
-    if Path(path).exists() and not overwrite:
-        raise FileExistsError(f"would overwrite {path}")
     count = markupsNode.GetNumberOfControlPoints()
     if count == 0:
         raise VisceralError(f"the point list {markupsNode.GetName()!r} has no control points")
@@ -489,7 +487,7 @@ def exportMarkups(markupsNode, referenceVolumeNode, path: str, overwrite: bool =
     inside = file_grid.contains_index(file_grid.world_to_index(points, "RAS"), 0.5)
     warnings += [f"control point {labels[n]!r} lies outside the reference image" for n in np.flatnonzero(~inside)]
     landmarks = export_landmarks(ids, points, "RAS", file_grid, covariances)
-    write_landmarks(path, landmarks)
+    write_landmarks(path, landmarks, overwrite=overwrite)
     return MarkupsExport(path, len(landmarks), warnings)
 
 

@@ -13,7 +13,6 @@ from typing import Dict, Tuple
 import numpy as np
 import slicer
 import vtk
-from vtk.util.numpy_support import numpy_to_vtk
 
 from VisceralLib import MRMLBridge
 from visceral.conventions.frames import ImageGeometry, rotation_xyz
@@ -63,16 +62,7 @@ def segmentationFromMasks(scene, volumeNode, masks: Dict[str, np.ndarray], order
     scene.AddNode(segmentation)
     segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
     for n, name in enumerate(order, start=1):
-        labelmap = slicer.vtkMRMLLabelMapVolumeNode()
-        scene.AddNode(labelmap)
-        values = slicer_grid.array_from(masks[name].astype(np.uint8), GEOMETRY)
-        image = vtk.vtkImageData()
-        image.SetDimensions(*slicer_grid.shape)
-        image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(values).ravel(), deep=True))
-        labelmap.SetAndObserveImageData(image)
-        m = vtk.vtkMatrix4x4()
-        volumeNode.GetIJKToRASMatrix(m)
-        labelmap.SetIJKToRASMatrix(m)
+        labelmap = MRMLBridge.labelmapNode(scene, slicer_grid.array_from(masks[name].astype(np.uint8), GEOMETRY), volumeNode)
         before = segmentation.GetSegmentation().GetNumberOfSegments()
         assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
         segment_id = segmentation.GetSegmentation().GetNthSegmentID(before)

@@ -24,6 +24,7 @@ from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.labels import LabelTable, Structure, StructureRegistry, default_registry, read_label_table, write_label_table
 from visceral.conventions.names import FileKind, VisceralName, parse_name
 from visceral.errors import InvalidNameError, VisceralError
+from visceral.fileio import check_new_files
 from visceral.imageio import read_geometry, read_volume, smallest_label_dtype, write_volume
 from visceral.types import PathLike
 
@@ -145,8 +146,10 @@ def export_region_annotation(
     volume_path: PathLike,
     registry: Optional[StructureRegistry] = None,
     compact: bool = False,
+    overwrite: bool = True,
 ) -> LabelTable:
-    """Write a multi-label region annotation and its label table.
+    """Write a multi-label region annotation and its label table (their folder made; existing files
+    replaced only with ``overwrite``, else ``FileExistsError`` before anything is written).
 
     Args:
         masks: structure name (any registry spelling) -> binary mask ``[k, j, i]`` on ``geometry``.
@@ -177,6 +180,7 @@ def export_region_annotation(
     for name, mask in by_name.items():
         labels[mask] = values[name]
     volume_path = Path(volume_path)
+    check_new_files([volume_path, label_table_path(volume_path)], overwrite)
     write_volume(volume_path, labels, geometry)
     write_label_table(label_table_path(volume_path), table)
     return table
@@ -201,8 +205,10 @@ def export_uncertainty_volumes(
     folder: PathLike,
     registry: Optional[StructureRegistry] = None,
     compact: bool = False,
+    overwrite: bool = True,
 ) -> Dict[str, Path]:
-    """Write one float32 volume per structure with values in [0, 1] (seed 3.1, uncertainty).
+    """Write one float32 volume per structure with values in [0, 1] (seed 3.1, uncertainty); the
+    folder made, existing files replaced only with ``overwrite`` (else ``FileExistsError`` first).
 
     Args:
         probabilities: structure name -> probability (or binary mask, written as exactly 0/1) ``[k, j, i]``.
@@ -227,6 +233,8 @@ def export_uncertainty_volumes(
     table = LabelTable.for_structures(list(resolved), registry, compact=compact)
     base = annotation.annotation(FileKind.REGION)
     folder = Path(folder)
+    targets = [folder / base.with_label(value).format() for _, value in table.entries]
+    check_new_files(targets + ([folder / base.with_extension(".csv").format()] if compact else []), overwrite)
     written: Dict[str, Path] = {}
     for name, value in table.entries:
         path = folder / base.with_label(value).format()

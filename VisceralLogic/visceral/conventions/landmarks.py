@@ -28,9 +28,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from visceral.conventions.textfile import csv_text, is_comment_or_blank, read_text
+from visceral.conventions.textfile import format_number, csv_text, is_comment_or_blank, read_text
 from visceral.errors import LandmarkFileError
-from visceral.fileio import atomic_write_text
+from visceral.fileio import atomic_write_text, check_new_files
 from visceral.types import PathLike
 
 __all__ = [
@@ -103,27 +103,24 @@ def check_covariance(values: Sequence[float], tolerance: float = COVARIANCE_TOLE
     return None
 
 
-def _format_number(value: float) -> str:
-    """Shortest text that reads back to the same float."""
-    text = repr(float(value))
-    return text[:-2] if text.endswith(".0") else text
-
 
 def landmarks_to_csv(landmarks: Sequence[Landmark]) -> str:
     """Canonical CSV text of ``landmarks``."""
     rows = [CANONICAL_HEADER]
     for lm in landmarks:
-        cov = "" if lm.covariance is None else "[" + ",".join(_format_number(c) for c in lm.covariance) + "]"
-        rows.append([str(lm.landmark_id), *(_format_number(v) for v in lm.position_mm), cov])
+        cov = "" if lm.covariance is None else "[" + ",".join(format_number(c) for c in lm.covariance) + "]"
+        rows.append([str(lm.landmark_id), *(format_number(v) for v in lm.position_mm), cov])
     return csv_text(rows)
 
 
-def write_landmarks(path: PathLike, landmarks: Sequence[Landmark]) -> None:
-    """Write ``landmarks`` as canonical CSV (atomically).  Duplicate IDs are refused."""
+def write_landmarks(path: PathLike, landmarks: Sequence[Landmark], overwrite: bool = True) -> None:
+    """Write ``landmarks`` as canonical CSV (atomically; its folder made).  Duplicate IDs are refused,
+    and an existing file unless ``overwrite`` (``FileExistsError``)."""
     ids = [lm.landmark_id for lm in landmarks]
     dups = sorted({i for i in ids if ids.count(i) > 1})
     if dups:
         raise LandmarkFileError(path, f"landmark ID used more than once: {', '.join(map(str, dups))}")
+    check_new_files([path], overwrite)
     atomic_write_text(path, landmarks_to_csv(landmarks))
 
 

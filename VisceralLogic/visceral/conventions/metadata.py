@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 from visceral.conventions.names import FileKind, VisceralName, parse_name
-from visceral.conventions.textfile import is_comment_or_blank, read_text
+from visceral.conventions.textfile import format_number, is_comment_or_blank, read_text
 from visceral.conventions.version import CONVENTIONS_VERSION, is_readable
 from visceral.errors import InvalidNameError, MetadataError, VisceralError
 from visceral.fileio import atomic_write_text
@@ -62,10 +62,6 @@ def _parse_triple(text: str) -> Tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _format_number(value: float) -> str:
-    text = repr(float(value))
-    return text[:-2] if text.endswith(".0") else text
-
 
 @dataclass
 class Metadata:
@@ -100,7 +96,7 @@ class Metadata:
 
     def to_text(self) -> str:
         """The canonical file text."""
-        lines = [f"{VERSION_KEY}: {self.conventions_version}", f"{VOXEL_SIZE_KEY}: " + " ".join(_format_number(v) for v in self.voxel_size_mm)]
+        lines = [f"{VERSION_KEY}: {self.conventions_version}", f"{VOXEL_SIZE_KEY}: " + " ".join(format_number(v) for v in self.voxel_size_mm)]
         lines += [f"{k}: {v}" for k, v in self.fields.items()]
         return "\n".join(lines) + "\n"
 
@@ -251,8 +247,8 @@ def metadata_fields(items: Mapping[str, object]) -> "OrderedDict[str, str]":
     out: "OrderedDict[str, str]" = OrderedDict()
     for key, value in items.items():
         if isinstance(value, (list, tuple)):
-            value = " ".join(_format_number(v) if isinstance(v, float) else str(v) for v in value)
+            value = " ".join(format_number(v) if isinstance(v, float) else str(v) for v in value)
         elif isinstance(value, float):
-            value = _format_number(value)
+            value = format_number(value)
         out[key] = str(value)
     return out

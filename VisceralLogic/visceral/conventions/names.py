@@ -144,6 +144,11 @@ class VisceralName:
         """The name of the image volume an annotation (or metadata file) belongs to."""
         return replace(self, kind=FileKind.IMAGE, annotator=None, label=None, extension=CANONICAL_VOLUME_EXTENSION)
 
+    def stem(self) -> str:
+        """The name without its extension (a node or a table title: ``subject21_1_modalityCT``)."""
+        text = self.format()
+        return text[: -len(self.extension)] if self.extension else text
+
     def with_extension(self, extension: str) -> "VisceralName":
         """The same tokens with another extension (``.txt`` for the parallel metadata file)."""
         return replace(self, extension=extension)

@@ -63,3 +63,9 @@ def read_json_object(path: PathLike, what: str, error: Callable[[str], Exception
     if not isinstance(data, dict):
         raise error(f"{path}: a {what} is a JSON object")
     return data
+
+
+def format_number(value: float) -> str:
+    """The shortest text that reads back to the same float (``2.5``, ``3``, ``0.1``)."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Dict, FrozenSet, Optional, Pattern, Tuple
@@ -50,17 +50,18 @@ class ProfileError(VisceralError):
 
 @dataclass(frozen=True)
 class Profile:
-    """A validated de-identification profile (see the module docstring)."""
+    """A validated de-identification profile (see the module docstring).  Its defaults are those of
+    ``Resources/deid_profile_default.json`` alone: :func:`load_profile` lays a user's keys over it."""
 
     name: str
-    dates: str = "shift"
-    date_shift_days: Tuple[int, int] = (-3650, -366)
-    keep_patient_characteristics: Tuple[str, ...] = ("PatientAge", "PatientSex")
-    max_age_years: int = 89
-    descriptions: Dict[str, Tuple[Tuple[Pattern, str], ...]] = field(default_factory=dict)
-    empty: Tuple[str, ...] = ("ScanOptions", "ProtocolName")
-    burned_in_annotation: str = "fail"
-    uid_root: str = "2.25"
+    dates: str
+    date_shift_days: Tuple[int, int]
+    keep_patient_characteristics: Tuple[str, ...]
+    max_age_years: int
+    descriptions: Dict[str, Tuple[Tuple[Pattern, str], ...]]
+    empty: Tuple[str, ...]
+    burned_in_annotation: str
+    uid_root: str
     source: str = ""
 
     @cached_property
@@ -91,20 +92,20 @@ def _build(data: dict, source: str) -> Profile:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ProfileError(f"{source}: unknown profile key(s) {', '.join(map(repr, unknown))}")
-    dates = data.get("dates", "shift")
+    dates = data["dates"]
     if dates not in ("shift", "remove"):
         raise ProfileError(f"{source}: 'dates' must be 'shift' or 'remove', not {dates!r}")
-    shift = data.get("date_shift_days", [-3650, -366])
+    shift = data["date_shift_days"]
     if not (isinstance(shift, list) and len(shift) == 2 and all(isinstance(v, int) for v in shift) and shift[0] <= shift[1] and 0 not in range(shift[0], shift[1] + 1)):
         raise ProfileError(f"{source}: 'date_shift_days' must be [min, max] integers not spanning 0")
-    policy = data.get("burned_in_annotation", "fail")
+    policy = data["burned_in_annotation"]
     if policy not in ("fail", "warn", "allow"):
         raise ProfileError(f"{source}: 'burned_in_annotation' must be fail, warn or allow, not {policy!r}")
-    uid_root = data.get("uid_root", "2.25")
+    uid_root = data["uid_root"]
     if not re.fullmatch(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*", str(uid_root)) or len(uid_root) > 24:
         raise ProfileError(f"{source}: 'uid_root' {uid_root!r} is not a valid UID root of at most 24 characters")
     descriptions: Dict[str, Tuple[Tuple[Pattern, str], ...]] = {}
-    raw_desc = data.get("descriptions", {})
+    raw_desc = data["descriptions"]
     if not isinstance(raw_desc, dict):
         raise ProfileError(f"{source}: 'descriptions' must map keywords to {{pattern: value}}")
     for keyword, mapping in raw_desc.items():
@@ -118,17 +119,17 @@ def _build(data: dict, source: str) -> Profile:
             except re.error as exc:
                 raise ProfileError(f"{source}: bad pattern {pattern!r} for {keyword}: {exc}") from None
         descriptions[keyword] = tuple(compiled)
-    max_age = data.get("max_age_years", 89)
+    max_age = data["max_age_years"]
     if not isinstance(max_age, int) or not 0 < max_age < 200:
         raise ProfileError(f"{source}: 'max_age_years' must be an integer year")
     return Profile(
         name=str(data.get("name", Path(source).stem)),
         dates=dates,
         date_shift_days=(shift[0], shift[1]),
-        keep_patient_characteristics=_keywords(data.get("keep_patient_characteristics", ["PatientAge", "PatientSex"]), "keep_patient_characteristics", source),
+        keep_patient_characteristics=_keywords(data["keep_patient_characteristics"], "keep_patient_characteristics", source),
         max_age_years=max_age,
         descriptions=descriptions,
-        empty=_keywords(data.get("empty", ["ScanOptions", "ProtocolName"]), "empty", source),
+        empty=_keywords(data["empty"], "empty", source),
         burned_in_annotation=policy,
         uid_root=str(uid_root),
         source=source,

@@ -17,6 +17,8 @@ from typing import Iterable, List, Optional, Tuple
 
 from pydicom.dataset import Dataset
 
+from visceral.deid.tables import BINARY_VRS
+
 from visceral.types import PathLike
 
 __all__ = ["dciodvfy_path", "conformance_errors", "added_errors", "repair_targets", "decoded_values"]
@@ -94,7 +96,7 @@ def decoded_values(ds: Dataset) -> Iterable[tuple]:
         datasets.append(ds.file_meta)
     for top in datasets:
         for elem in top.iterall():
-            if elem.VR in ("SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN") or elem.value is None:
+            if elem.VR == "SQ" or elem.VR in BINARY_VRS or elem.value is None:
                 continue
             values = elem.value if type(elem.value).__name__ == "MultiValue" else [elem.value]
             for v in values:

@@ -38,12 +38,12 @@ from pydicom.tag import Tag
 
 from visceral.deid.identifiers import identifier_kind
 from visceral.deid.iod import iod_for
+from visceral.deid.tables import STRING_VRS
 from visceral.deid.profile import Profile
 from visceral.deid.qa import decoded_values
 from visceral.deid.rawdicom import MEDIA_STORAGE_SOP_INSTANCE_UID, PIXEL_DATA, SOP_INSTANCE_UID, Element, RawFile, parse_elements
 from visceral.deid.rules import (
     PREPARE_KEYWORDS,
-    STRING_VRS,
     HeaderContext,
     deidentify_meta,
     plan,

@@ -60,7 +60,7 @@ from visceral.deid.identifiers import Identifiers, identifier_kind
 from visceral.deid.identity import SecretKey
 from visceral.deid.iod import IOD, AttributeSpec, iod_for
 from visceral.deid.profile import Profile
-from visceral.deid.tables import AnnexERule, rule_for, vr_text
+from visceral.deid.tables import BINARY_VRS, DATE_TIME_VRS, NUMERIC_VRS, AnnexERule, rule_for, vr_text
 
 __all__ = ["HeaderContext", "decide", "plan", "Plan", "deidentify_header", "prepare_header", "transform_elements", "transform_element",
            "set_identity", "deidentify_meta", "follow_instance_uid", "patient_key_of", "derive_age", "cap_age", "shift_date",
@@ -74,10 +74,6 @@ DUMMY_VALUES = {
     "UC": DUMMY_TEXT, "CS": DUMMY_TEXT, "AE": DUMMY_TEXT, "DA": "19000101", "TM": "000000", "DT": "19000101000000",
     "AS": "000Y", "IS": "0", "DS": "0", "UR": "https://example.invalid/",
 }
-NUMERIC_VRS = frozenset(("US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"))
-BINARY_VRS = frozenset(("OB", "OW", "OF", "OD", "OL", "OV", "UN"))
-STRING_VRS = frozenset(("AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"))
-DATE_TIME_VRS = frozenset(("DA", "DT", "TM"))
 
 #: Codes of CID 7050 "De-identification Method" (PS3.16), scheme DCM.
 _METHOD_CODES = {

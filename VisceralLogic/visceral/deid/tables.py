@@ -21,6 +21,10 @@ __all__ = [
     "LOSSLESS_TRANSFER_SYNTAXES",
     "rule_for",
     "vr_text",
+    "NUMERIC_VRS",
+    "BINARY_VRS",
+    "STRING_VRS",
+    "DATE_TIME_VRS",
 ]
 
 #: Seed section 2: "Some basic DICOM objects will have to be always present within the data set".
@@ -59,6 +63,13 @@ LOSSLESS_TRANSFER_SYNTAXES: Dict[str, str] = {
     "1.2.840.10008.1.2.4.201": "High-Throughput JPEG 2000 (Lossless Only)",
     "1.2.840.10008.1.2.4.202": "High-Throughput JPEG 2000 with RPCL Options (Lossless Only)",
 }
+
+
+#: Value representations by kind (PS3.5 Table 6.2-1).
+NUMERIC_VRS = frozenset(("US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"))
+BINARY_VRS = frozenset(("OB", "OW", "OF", "OD", "OL", "OV", "UN"))
+STRING_VRS = frozenset(("AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"))
+DATE_TIME_VRS = frozenset(("DA", "DT", "TM"))
 
 
 @dataclass(frozen=True)
