@@ -20,6 +20,7 @@ private folder outside OUTPUT, by default ``<OUTPUT>.private/`` beside it.
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import logging
 import os
@@ -86,10 +87,24 @@ from visceral.types import PathLike, Progress
 
 log = logging.getLogger("visceral.deid")
 
-__all__ = ["deidentify", "DeidReport", "FileResult", "FATES", "default_private_dir"]
+__all__ = ["deidentify", "DeidReport", "FileResult", "Fate", "FATES", "default_private_dir"]
 
-#: What can happen to an input file.
-FATES = ("released", "released earlier", "dropped", "refused", "skipped", "failed")
+class Fate(str, enum.Enum):
+    """What can happen to an input file (the values are the report's words)."""
+
+    RELEASED = "released"
+    RELEASED_EARLIER = "released earlier"
+    DROPPED = "dropped"
+    REFUSED = "refused"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Every fate, in report order.
+FATES = tuple(Fate)
 CONFORMANCE_MODES = ("all", "sample", "off")
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _NATIVE_SYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99")
@@ -146,7 +161,7 @@ class DeidReport:
     def ok(self) -> bool:
         """True when nothing was refused or failed (dropped and skipped files are by design)."""
         fates = self.fates()
-        return fates["refused"] == 0 and fates["failed"] == 0
+        return fates[Fate.REFUSED] == 0 and fates[Fate.FAILED] == 0
 
     def action_totals(self) -> Dict[str, Dict[str, int]]:
         totals: Dict[str, Counter] = defaultdict(Counter)
@@ -161,7 +176,7 @@ class DeidReport:
 
     def cleaned_count(self) -> int:
         """Files released after an identifier was overwritten in a kept attribute."""
-        return sum(1 for f in self.files if f.cleaned and f.fate == "released")
+        return sum(1 for f in self.files if f.cleaned and f.fate == Fate.RELEASED)
 
     def to_json(self) -> str:
         # Shallow copies: every field holds JSON values already (dataclasses.asdict deep-copies them all).
@@ -349,7 +364,7 @@ def _read_head(data: bytes, result: FileResult) -> Tuple[Optional[RawFile], obje
     try:
         return None, pydicom.dcmread(BytesIO(data))  # one read; pixel data is carried, never decoded
     except InvalidDicomError:
-        result.fate, result.reason = "skipped", "not a DICOM file (no DICM preamble and file meta)"
+        result.fate, result.reason = Fate.SKIPPED, "not a DICOM file (no DICM preamble and file meta)"
     except Exception as exc:  # noqa: BLE001 - any reader failure is a clear per-file report
         result.reason = f"unreadable DICOM: {exc}"
     return None, None
@@ -358,11 +373,11 @@ def _read_head(data: bytes, result: FileResult) -> Tuple[Optional[RawFile], obje
 def _process(task: _Task) -> FileResult:
     """De-identify one file (runs in a worker process, or in the driver's for one job).  Whatever
     goes wrong with this file is this file's refusal, with a one-line reason: never the batch's."""
-    result = FileResult(task.source, "failed")
+    result = FileResult(task.source, Fate.FAILED)
     try:
         _process_file(task, result)
     except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
-        result.fate = "failed"
+        result.fate = Fate.FAILED
         result.reason = f"could not be processed: {type(exc).__name__}: {_one_line(exc)}"
     return result
 
@@ -382,15 +397,15 @@ def _admit(head: object, meta: object, run: _Run, result: FileResult) -> bool:
         result.reason = "not a readable DICOM object (no SOP Class UID)"
         return False
     if sop == DICOMDIR_CLASS or (meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS):  # type: ignore[attr-defined]
-        result.fate, result.reason = "skipped", "DICOMDIR ignored (the output tree is indexed by its own names)"
+        result.fate, result.reason = Fate.SKIPPED, "DICOMDIR ignored (the output tree is indexed by its own names)"
         return False
     if sop not in KEPT_SOP_CLASSES:
         why = "on the seed's list of removable objects" if sop in SEED_REMOVABLE_SOP_CLASSES else "not a CT/MR image object"
-        result.fate, result.reason = "dropped", f"{sop_class_name(sop)}: {why}"
+        result.fate, result.reason = Fate.DROPPED, f"{sop_class_name(sop)}: {why}"
         return False
     refusal = lossy_reason(head, syntax) or _burned_in(head, run.profile, result)
     if refusal:
-        result.fate, result.reason = "refused", refusal
+        result.fate, result.reason = Fate.REFUSED, refusal
         return False
     return True
 
@@ -451,16 +466,16 @@ def _process_file(task: _Task, result: FileResult) -> None:
                         key.uid(str(head.SeriesInstanceUID), root, pseudonym),  # type: ignore[attr-defined]
                         key.uid(str(head.SOPInstanceUID), root, pseudonym) + ".dcm")  # type: ignore[attr-defined]
     except AttributeError as exc:
-        result.fate, result.reason = "refused", f"missing a Type 1 UID ({exc})"
+        result.fate, result.reason = Fate.REFUSED, f"missing a Type 1 UID ({exc})"
         return
     final = Path(run.output_root) / relative
     if final.exists():
-        result.fate, result.output = "released earlier", relative.as_posix()
+        result.fate, result.output = Fate.RELEASED_EARLIER, relative.as_posix()
         return
 
     pixels = _pixel_bytes(raw, head, data)
     if pixels is None:
-        result.fate, result.reason = "refused", "no Pixel Data"
+        result.fate, result.reason = Fate.REFUSED, "no Pixel Data"
         return
     expected = _expected_pixel_bytes(head)
     if syntax in _NATIVE_SYNTAXES and expected and len(pixels) < expected:
@@ -469,7 +484,7 @@ def _process_file(task: _Task, result: FileResult) -> None:
     if syntax not in _NATIVE_SYNTAXES:
         refusal = lossy_code_stream(pixels, syntax)
         if refusal:
-            result.fate, result.reason = "refused", refusal
+            result.fate, result.reason = Fate.REFUSED, refusal
             return
 
     def context() -> HeaderContext:
@@ -497,7 +512,7 @@ def _process_file(task: _Task, result: FileResult) -> None:
         else:  # another encoding, or its series' sample needed IOD repairs: they are made here too
             ds, ctx = whole_data_set()
     except Exception as exc:  # noqa: BLE001 - a malformed header is one clear report line
-        result.fate, result.reason = "refused", f"malformed header: {_one_line(exc)}"
+        result.fate, result.reason = Fate.REFUSED, f"malformed header: {_one_line(exc)}"
         return
     _gate_and_release(task, result, run, path, final, relative, ds, rewritten, ctx, whole_data_set)
 
@@ -552,11 +567,11 @@ def _gate_and_release(task: _Task, result: FileResult, run: _Run, path: Path, fi
                 reasons.append(f"{len(new_errors)} new conformance error(s): {new_errors[0]}")
             if places:
                 reasons.append(f"an identifier of the subject remains in the {places[0]}, where it cannot be cleaned")
-            result.fate, result.reason = "refused", "QA gate: " + "; ".join(reasons)
+            result.fate, result.reason = Fate.REFUSED, "QA gate: " + "; ".join(reasons)
             return
         publish(data, tmp, final)
         result.output = relative.as_posix()
-        result.fate = "released"
+        result.fate = Fate.RELEASED
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -728,27 +743,27 @@ def _unread(path: Path, source: str) -> FileResult:
         with open(path, "rb") as handle:
             start = handle.read(132)
     except OSError as exc:
-        return FileResult(source, "failed", f"unreadable: {exc.strerror or exc}")
+        return FileResult(source, Fate.FAILED, f"unreadable: {exc.strerror or exc}")
     if start[128:132] != b"DICM":
-        return FileResult(source, "skipped", "not a DICOM file (no DICM preamble and file meta)")
-    return FileResult(source, "failed", "unreadable DICOM: its header could not be read")
+        return FileResult(source, Fate.SKIPPED, "not a DICOM file (no DICM preamble and file meta)")
+    return FileResult(source, Fate.FAILED, "unreadable DICOM: its header could not be read")
 
 
 def _not_kept(head: _Head, source: str) -> FileResult:
     """The fate of a DICOM file of a class the release does not keep (decided on its header alone)."""
     if head.sop_class == DICOMDIR_CLASS:
-        return FileResult(source, "skipped", "DICOMDIR ignored (the output tree is indexed by its own names)", sop_class=head.sop_class)
+        return FileResult(source, Fate.SKIPPED, "DICOMDIR ignored (the output tree is indexed by its own names)", sop_class=head.sop_class)
     if not head.sop_class:
-        return FileResult(source, "failed", "not a readable DICOM object (no SOP Class UID)")
+        return FileResult(source, Fate.FAILED, "not a readable DICOM object (no SOP Class UID)")
     why = "on the seed's list of removable objects" if head.sop_class in SEED_REMOVABLE_SOP_CLASSES else "not a CT/MR image object"
-    return FileResult(source, "dropped", f"{sop_class_name(head.sop_class)}: {why}", sop_class=head.sop_class)
+    return FileResult(source, Fate.DROPPED, f"{sop_class_name(head.sop_class)}: {why}", sop_class=head.sop_class)
 
 
 def _release_copies(copies: Dict[Tuple[str, str], List[Path]], names: Dict[Path, str], run: _Run, jobs: int,
                     results: Dict[str, FileResult]) -> None:
     """Copies of one instance: while the one tried was not released, the next largest is tried;
     the rest are skipped, naming the copy released."""
-    _RELEASED = ("released", "released earlier")
+    _RELEASED = (Fate.RELEASED, Fate.RELEASED_EARLIER)
     pending = {key: group for key, group in copies.items() if len(group) > 1}
     while pending:
         tasks = []
@@ -757,7 +772,7 @@ def _release_copies(copies: Dict[Tuple[str, str], List[Path]], names: Dict[Path,
             if results[names[tried[-1]]].fate in _RELEASED or len(tried) == len(group):
                 done = next((p for p in tried if results[names[p]].fate in _RELEASED), None)
                 for path in group[len(tried):]:
-                    results[names[path]] = FileResult(names[path], "skipped", f"the same SOP Instance UID as {names[done]}, which is released instead")
+                    results[names[path]] = FileResult(names[path], Fate.SKIPPED, f"the same SOP Instance UID as {names[done]}, which is released instead")
                 del pending[key]
             else:
                 tasks.append(_Task(str(group[len(tried)]), names[group[len(tried)]], False))

@@ -44,6 +44,7 @@ from visceral.deid.qa import decoded_values
 from visceral.deid.rawdicom import MEDIA_STORAGE_SOP_INSTANCE_UID, PIXEL_DATA, SOP_INSTANCE_UID, Element, RawFile, parse_elements
 from visceral.deid.rules import (
     PREPARE_KEYWORDS,
+    Action,
     HeaderContext,
     deidentify_meta,
     plan,
@@ -189,9 +190,9 @@ class RawRewriter:
             iod = iod_for(sop_class) if sop_class else None
             spec = iod.node((tag,)) if iod is not None else None
             decision = plan(tag, vr, keyword, spec, iod is not None, self.profile)
-            if decision.action == "keep":
+            if decision.action is Action.KEEP:
                 found = ("copy", keyword, "")
-            elif decision.action == "remove" and (decision.why in ("private", "group length", "overlay or curve") or (
+            elif decision.action is Action.REMOVE and (decision.why in ("private", "group length", "overlay or curve") or (
                     decision.why == "not in the IOD" and vr != "SQ" and identifier_kind(keyword, vr) is None)):
                 # (an identifying value goes through the walk: it is remembered for the identity search)
                 found = ("drop", keyword, "removed (not in the IOD)" if decision.why == "not in the IOD" else "removed")

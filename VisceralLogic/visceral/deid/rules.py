@@ -43,11 +43,12 @@ for the audit report.  Pixel data is never touched.
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
@@ -62,7 +63,7 @@ from visceral.deid.iod import IOD, AttributeSpec, iod_for
 from visceral.deid.profile import Profile
 from visceral.deid.tables import BINARY_VRS, DATE_TIME_VRS, NUMERIC_VRS, AnnexERule, rule_for, vr_text
 
-__all__ = ["HeaderContext", "decide", "plan", "Plan", "deidentify_header", "prepare_header", "transform_elements", "transform_element",
+__all__ = ["HeaderContext", "decide", "plan", "Plan", "Action", "deidentify_header", "prepare_header", "transform_elements", "transform_element",
            "set_identity", "deidentify_meta", "follow_instance_uid", "patient_key_of", "derive_age", "cap_age", "shift_date",
            "shift_datetime", "shift_time", "DUMMY_TEXT", "DUMMY_VALUES", "is_registered_uid", "valid_age", "valid_sex"]
 
@@ -330,38 +331,57 @@ def _partner(keyword: str) -> Optional[str]:
 
 
 # -- the decision -----------------------------------------------------------------------------------------
-def decide(keyword: str, vr: str, rule: AnnexERule, profile: Profile) -> str:
+def decide(keyword: str, vr: str, rule: AnnexERule, profile: Profile) -> Union[Action, str]:
     """Which of the profile's options decides the action on an attribute Annex E lists:
     ``characteristic`` (Retain Patient Characteristics), ``shift`` (a date, time or date-time of
     Retain Longitudinal Temporal Information), ``standardize`` (Clean Descriptors; the basic action
     when no controlled value applies) or ``basic`` (the basic profile's code)."""
     if keyword in profile.keep_patient_characteristics and rule.option("rtnPatCharsOpt"):
-        return "characteristic"
+        return Action.CHARACTERISTIC
     if profile.dates == "shift" and vr in DATE_TIME_VRS and rule.option("rtnLongModifDatesOpt"):
-        return "shift"
+        return Action.SHIFT
     if rule.option("cleanDescOpt") and keyword in profile.descriptions and vr != "SQ":
-        return "standardize"
-    return "basic"
+        return Action.STANDARDIZE
+    return BASIC
+
+
+class Action(str, enum.Enum):
+    """What happens to one element (see the module docstring)."""
+
+    KEEP = "keep"
+    WALK = "walk"  # a kept sequence: its items are walked
+    REMOVE = "remove"
+    EMPTY = "empty"
+    DUMMY = "dummy"
+    UID = "uid"
+    SHIFT = "shift"
+    CHARACTERISTIC = "characteristic"  # Retain Patient Characteristics: kept when valid for its VR
+    STANDARDIZE = "standardize"  # Clean Descriptors: a controlled value, else the basic action
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: decide()'s answer when no option applies: the basic profile's code decides.
+BASIC = "basic"
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What happens to one element: ``action`` is one of ``remove``, ``empty``, ``dummy``, ``uid``,
-    ``shift``, ``characteristic``, ``standardize``, ``keep``, ``walk`` (a kept sequence) and
-    ``why`` says which rule decided (for the audit report)."""
+    """What happens to one element, and which rule decided (``why``, for the audit report)."""
 
-    action: str
+    action: Action
     why: str
 
 
-def _by_type(code: str, type_: Optional[str]) -> str:
+def _by_type(code: str, type_: Optional[str]) -> Action:
     """An Annex E code that depends on the IOD, resolved by the attribute's Type at its place."""
     level = (type_ or "3")[0]
     if level == "1":
-        return "dummy"
+        return Action.DUMMY
     if level == "2":
-        return "dummy" if code in ("D", "X/D") else "empty"
-    return "remove"
+        return Action.DUMMY if code in ("D", "X/D") else Action.EMPTY
+    return Action.REMOVE
 
 
 def plan(tag: int, vr: str, keyword: str, spec: Optional[AttributeSpec], iod_known: bool, profile: Profile) -> Plan:
@@ -374,29 +394,29 @@ def plan(tag: int, vr: str, keyword: str, spec: Optional[AttributeSpec], iod_kno
     type_ = spec.type if spec is not None else None
     allowed = spec is not None or not iod_known
     if tag >> 16 & 1:
-        return Plan("remove", "private")
+        return Plan(Action.REMOVE, "private")
     if tag & 0xFFFF == 0:
-        return Plan("remove", "group length")
+        return Plan(Action.REMOVE, "group length")
     if tag >> 24 in (0x50, 0x60):  # overlays (60xx) and curves (50xx): graphics may spell out identity
-        return Plan("remove", "overlay or curve")
+        return Plan(Action.REMOVE, "overlay or curve")
     if not allowed and tag not in _WRITTEN_TAGS and tag not in KEPT_OUTSIDE_IOD:
-        return Plan("remove", "not in the IOD")
+        return Plan(Action.REMOVE, "not in the IOD")
     if tag in profile.empty_tags:
-        return Plan("remove" if (type_ or "3")[0] == "3" else "empty", "profile: emptied")
+        return Plan(Action.REMOVE if (type_ or "3")[0] == "3" else Action.EMPTY, "profile: emptied")
     rule = rule_for(tag)
     if rule is not None:
         decision = decide(keyword, vr, rule, profile)
-        if decision != "basic":
-            return Plan(decision, f"Annex E option ({decision})")
+        if decision != BASIC:
+            return Plan(Action(decision), f"Annex E option ({decision})")
         code = rule.basic
         if code == "K":
-            return Plan("walk" if vr == "SQ" else "keep", "Annex E K")
+            return Plan(Action.WALK if vr == "SQ" else Action.KEEP, "Annex E K")
         if code == "U":
-            return Plan("uid", "Annex E U")
+            return Plan(Action.UID, "Annex E U")
         if code == "X/Z/U*":
-            return Plan("walk" if vr == "SQ" else "uid", "Annex E X/Z/U*")
+            return Plan(Action.WALK if vr == "SQ" else Action.UID, "Annex E X/Z/U*")
         if vr == "UI" and code in ("D", "X/D", "Z/D", "X/Z/D"):
-            return Plan("uid", f"Annex E {code} (UID)")
+            return Plan(Action.UID, f"Annex E {code} (UID)")
         return Plan(_by_type(code, type_), f"Annex E {code}, Type {type_ or '3'}")
     if spec is not None and set(spec.modules) & _PATIENT_MODULES and keyword not in PATIENT_KEPT:
         return Plan(_by_type("Z/D", type_), "patient module: only what the profile keeps")
@@ -407,12 +427,12 @@ def plan(tag: int, vr: str, keyword: str, spec: Optional[AttributeSpec], iod_kno
     if _ISSUER_LIKE.search(keyword):
         return Plan(_by_type("Z/D", type_), "an issuer, a device or a site")
     if vr == "UI":
-        return Plan("uid", "an instance UID")
+        return Plan(Action.UID, "an instance UID")
     if vr in DATE_TIME_VRS:
-        return Plan("shift" if profile.dates == "shift" else _by_type("Z/D", type_), "a date or time")
+        return Plan(Action.SHIFT if profile.dates == "shift" else _by_type("Z/D", type_), "a date or time")
     if vr == "SQ":
-        return Plan("walk", "kept sequence")
-    return Plan("keep", "kept")
+        return Plan(Action.WALK, "kept sequence")
+    return Plan(Action.KEEP, "kept")
 
 
 class _Transformer:
@@ -472,31 +492,31 @@ class _Transformer:
         spec = self.iod.node(here) if self.iod is not None else None
         decision = plan(int(tag), vr, keyword, spec, self.iod is not None, self.profile)
         action = decision.action
-        if action == "keep":
+        if action is Action.KEEP:
             return
-        if action == "walk":
+        if action is Action.WALK:
             self.walk(ds[tag].value, here)
             return
         elem = ds[tag]
-        if action == "remove":
+        if action is Action.REMOVE:
             self._remember_all(elem, keyword)
             del ds[tag]
             self.ctx.count(keyword, vr, "removed (not in the IOD)" if decision.why == "not in the IOD" else "removed")
-        elif action == "empty":
+        elif action is Action.EMPTY:
             if elem.value in (None, "", b"") or (vr == "SQ" and len(elem.value) == 0):
                 return
             self._remember_all(elem, keyword)
             elem.value = Sequence([]) if vr == "SQ" else (b"" if vr in BINARY_VRS else None)
             self.ctx.count(keyword, vr, "emptied")
-        elif action == "dummy":
+        elif action is Action.DUMMY:
             self._dummy(elem, keyword, here)
-        elif action == "uid":
+        elif action is Action.UID:
             self._uid(elem, keyword, here)
-        elif action == "shift":
+        elif action is Action.SHIFT:
             self._shift(ds, elem, keyword, originals or {}, spec.type if spec is not None else None)
-        elif action == "characteristic":
+        elif action is Action.CHARACTERISTIC:
             self._characteristic(ds, elem, keyword)
-        elif action == "standardize":
+        elif action is Action.STANDARDIZE:
             self._standardize(ds, elem, keyword, spec.type if spec is not None else None)
 
     # -- actions ----------------------------------------------------------------------------------
@@ -599,11 +619,11 @@ class _Transformer:
         if any(s is None for s in shifted):
             self.ctx.notes.append(f"{keyword or elem.tag}: value is not a valid {vr}; removed or replaced by its Type")
             action = _by_type("Z/D", type_)
-            if action == "remove":
+            if action is Action.REMOVE:
                 del ds[elem.tag]
             else:
-                elem.value = DUMMY_VALUES[vr] if action == "dummy" else None
-            self.ctx.count(keyword, vr, "invalid date or time " + ("removed" if action == "remove" else "replaced"))
+                elem.value = DUMMY_VALUES[vr] if action is Action.DUMMY else None
+            self.ctx.count(keyword, vr, "invalid date or time " + ("removed" if action is Action.REMOVE else "replaced"))
             return
         elem.value = shifted if len(shifted) > 1 else shifted[0]
         self.ctx.written.update(s for s in shifted if s)
@@ -639,12 +659,12 @@ class _Transformer:
                 return
         rule = rule_for(int(elem.tag))
         action = _by_type(rule.basic if rule is not None else "X", type_)
-        if action == "remove":
+        if action is Action.REMOVE:
             del ds[elem.tag]
             self.ctx.count(keyword, elem.VR, "removed")
         elif elem.value not in (None, ""):
-            elem.value = DUMMY_VALUES.get(elem.VR, DUMMY_TEXT) if action == "dummy" else None
-            self.ctx.count(keyword, elem.VR, "emptied" if action == "empty" else "dummy value")
+            elem.value = DUMMY_VALUES.get(elem.VR, DUMMY_TEXT) if action is Action.DUMMY else None
+            self.ctx.count(keyword, elem.VR, "emptied" if action is Action.EMPTY else "dummy value")
 
 
 def _vr_of(ds: Dataset, tag) -> str:
