@@ -807,6 +807,52 @@ def _clean_partials(*folders: Path) -> int:
     return removed
 
 
+def _read_inputs(files: List[Path], names: Dict[Path, str], progress: Optional[Progress]) -> Tuple[Dict[Path, _Head], Dict[str, FileResult]]:
+    """The pre-pass: the head of every DICOM file of a kept class; the fate of every other file."""
+    heads: Dict[Path, _Head] = {}
+    results: Dict[str, FileResult] = {}
+    for n, path in enumerate(files, start=1):
+        with _quiet_pydicom():
+            head = _prepass(path)
+        if head is None:
+            results[names[path]] = _unread(path, names[path])
+        elif not head.kept:
+            results[names[path]] = _not_kept(head, names[path])
+        else:
+            heads[path] = head
+        if progress:
+            progress(n, len(files), "reading headers")
+    return heads, results
+
+
+def _assign_subjects(heads: Dict[Path, _Head], linkage: Linkage, key: SecretKey, profile: Profile):
+    """Subjects for the patients of ``heads`` (the linkage table extended and saved), with their date and
+    time offsets and their identity pooled over all their files; returns (heads with aliased patient
+    keys, patients, aliases, new linkage entries)."""
+    aliases = _patient_aliases({h.patient_key for h in heads.values()})
+    heads = {p: replace(h, patient_key=aliases.get(h.patient_key, h.patient_key)) for p, h in heads.items()}
+    new = linkage.assign({h.patient_key for h in heads.values()}, key)
+    linkage.save()
+    low, high = profile.date_shift_days
+    pooled: Dict[str, set] = defaultdict(set)
+    for h in heads.values():
+        pooled[h.patient_key].update(h.identity)
+    patients = {h.patient_key: (linkage.get(h.patient_key).pseudonym, key.date_offset_days(h.patient_key, low, high),
+                                key.time_offset_seconds(h.patient_key), tuple(sorted(pooled[h.patient_key]))) for h in heads.values()}
+    return heads, patients, aliases, new
+
+
+def _copies_of_instances(heads: Dict[Path, _Head], names: Dict[Path, str]) -> Dict[Tuple[str, str], List[Path]]:
+    """The files of each instance (patient, SOP Instance UID), largest first: the same instance twice
+    (copies, or one image in two transfer syntaxes) is released once, from its largest file (a truncated
+    copy never hides its intact twin; when the largest is not released the next is tried).  Two
+    patients' instances that share a UID are different images: both are released."""
+    copies: Dict[Tuple[str, str], List[Path]] = defaultdict(list)
+    for path, head in sorted(heads.items(), key=lambda item: (-item[1].size, names[item[0]])):
+        copies[(head.patient_key, head.instance_uid)].append(path)
+    return copies
+
+
 def deidentify(
     input_dir: PathLike,
     output_dir: PathLike,
@@ -855,37 +901,10 @@ def deidentify(
     key, created = SecretKey.load_or_create(key_path)
     files = sorted((p for p in input_dir.rglob("*") if p.is_file()), key=lambda p: os.fsencode(str(p)))
     names = {p: display_name(p, input_dir) for p in files}
+    heads, results = _read_inputs(files, names, progress)
     linkage = Linkage(linkage_path)
-    heads: Dict[Path, _Head] = {}
-    results: Dict[str, FileResult] = {}
-    for n, path in enumerate(files, start=1):
-        with _quiet_pydicom():
-            head = _prepass(path)
-        if head is None:
-            results[names[path]] = _unread(path, names[path])
-        elif not head.kept:
-            results[names[path]] = _not_kept(head, names[path])
-        else:
-            heads[path] = head
-        if progress:
-            progress(n, len(files), "reading headers")
-    aliases = _patient_aliases({h.patient_key for h in heads.values()})
-    heads = {p: replace(h, patient_key=aliases.get(h.patient_key, h.patient_key)) for p, h in heads.items()}
-    new = linkage.assign({h.patient_key for h in heads.values()}, key)
-    linkage.save()
-    low, high = profile.date_shift_days
-    pooled: Dict[str, set] = defaultdict(set)
-    for h in heads.values():
-        pooled[h.patient_key].update(h.identity)
-    patients = {h.patient_key: (linkage.get(h.patient_key).pseudonym, key.date_offset_days(h.patient_key, low, high),
-                                key.time_offset_seconds(h.patient_key), tuple(sorted(pooled[h.patient_key]))) for h in heads.values()}
-    # The same instance twice (copies, or the same image in two transfer syntaxes): the largest
-    # file is released (a truncated copy never hides its intact twin).  Two patients' instances
-    # that share a UID are different images: both are released.
-    # When the largest is not released, the next one is tried.
-    copies: Dict[Tuple[str, str], List[Path]] = defaultdict(list)
-    for path, head in sorted(heads.items(), key=lambda item: (-item[1].size, names[item[0]])):
-        copies[(head.patient_key, head.instance_uid)].append(path)
+    heads, patients, aliases, new = _assign_subjects(heads, linkage, key, profile)
+    copies = _copies_of_instances(heads, names)
     duplicates = {p for group in copies.values() for p in group[1:]}
     sampled, seen_series = set(), set()
     for path in files:
