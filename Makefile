@@ -56,7 +56,7 @@ $(SLICER_VENV)/.installed: pyproject.toml
 # The logic tests on Slicer 5.8's stack (the MRML bridge and the Qt widget need slicer-core and PySide6: main stack only).
 test-slicer-stack: $(SLICER_VENV)/.installed system-deps
 	$(SLICER_VENV)/bin/python -c "import sys, numpy, pydicom, SimpleITK; print('Slicer 5.8 stack: Python', sys.version.split()[0], 'numpy', numpy.__version__, 'pydicom', pydicom.__version__, 'SimpleITK', SimpleITK.Version_VersionString())"
-	$(SLICER_VENV)/bin/python -m pytest -p no:cacheprovider --ignore=Testing/test_slicer_bridge.py --ignore=Testing/test_slicer_module.py -k "not slicer_ras"
+	$(SLICER_VENV)/bin/python -m pytest -p no:cacheprovider --ignore=Testing/test_slicer_bridge.py --ignore=Testing/test_slicer_module.py -k "not slicer"
 
 # Benchmarks are scripts, not tests: each runs Visceral and its peers side by side and prints a table.
 bench: venv

@@ -85,8 +85,20 @@ def test_a_volume_compressed_in_parallel_blocks_reads_the_same_everywhere(tmp_pa
     nibabel = pytest.importorskip("nibabel")
     np.testing.assert_array_equal(np.asarray(nibabel.load(str(path)).dataobj).transpose(2, 1, 0), array)
     np.testing.assert_array_equal(read_nifti_voxels(path), array)
+
+
+def test_slicer_reads_a_volume_compressed_in_parallel_blocks(tmp_path: Path, monkeypatch) -> None:
+    """3D Slicer's own storage node (slicer-core: the real MRML library) reads the multi-member file."""
+    import visceral.imageio as imageio
+    from visceral.conventions.frames import ImageGeometry
+
     slicer = pytest.importorskip("slicer")
     from slicer.util import arrayFromVolume
+
+    monkeypatch.setattr(imageio, "GZIP_BLOCK_BYTES", 3000)
+    array = np.random.default_rng(8).integers(-1024, 3000, size=(9, 20, 30), dtype=np.int16)
+    geometry = ImageGeometry((30, 20, 9), (0.7, 0.8, 2.5), (-10.0, 5.0, 30.0), ((1, 0, 0), (0, 1, 0), (0, 0, 1)))
+    path = write_volume(tmp_path / "v.nii.gz", array, geometry)
 
     scene = slicer.vtkMRMLScene()
     volume = slicer.vtkMRMLScalarVolumeNode()
