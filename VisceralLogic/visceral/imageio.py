@@ -32,8 +32,6 @@ from visceral.types import PathLike
 __all__ = ["read_geometry", "read_volume", "write_volume", "NiftiHeader", "read_nifti_header", "read_nifti_voxels", "smallest_label_dtype"]
 
 
-
-
 def _reader(path: PathLike) -> "sitk.ImageFileReader":  # noqa: F821
     import SimpleITK as sitk
 

@@ -103,7 +103,6 @@ def check_covariance(values: Sequence[float], tolerance: float = COVARIANCE_TOLE
     return None
 
 
-
 def landmarks_to_csv(landmarks: Sequence[Landmark]) -> str:
     """Canonical CSV text of ``landmarks``."""
     rows = [CANONICAL_HEADER]

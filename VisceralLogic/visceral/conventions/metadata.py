@@ -62,7 +62,6 @@ def _parse_triple(text: str) -> Tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-
 @dataclass
 class Metadata:
     """The content of a metadata ``.txt`` file.

@@ -65,7 +65,6 @@ def added_errors(before: List[str], after: List[str]) -> List[str]:
     return added
 
 
-
 _ELEMENT = re.compile(r"Element=<(\w+)>")
 
 
