@@ -178,3 +178,44 @@ def test_point_lists_say_what_is_odd_about_them(tmp_path: Path) -> None:
     assert any("'321' lies outside the reference image" in w for w in result.warnings)
     with pytest.raises(Exception, match="has no control points"):
         MRMLBridge.exportMarkups(_points(scene, []), volume, str(tmp_path / "b.csv"))
+
+
+def test_probability_maps_export_as_uncertainty_volumes_and_load_back(tmp_path: Path) -> None:
+    """Item 6 of the Slicer issue: a real probability map (a scalar volume in [0, 1]) exports as the
+    structure's uncertainty volume, and an exported ..._label58_2.nii.gz loads back (it once failed
+    looking for a .csv)."""
+    import numpy as np
+    import vtk
+    from vtk.util.numpy_support import numpy_to_vtk
+
+    scene = Scenarios.newScene()
+    volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path)))
+    grid = MRMLBridge.geometryFromVolumeNode(volume)
+    rng = np.random.default_rng(3)
+    probability = rng.uniform(0, 1, size=tuple(reversed(grid.shape))).astype(np.float32)
+
+    def scalar(name: str, values) -> "slicer.vtkMRMLScalarVolumeNode":
+        node = slicer.vtkMRMLScalarVolumeNode()
+        node.SetName(name)
+        scene.AddNode(node)
+        image = vtk.vtkImageData()
+        image.SetDimensions(*grid.shape)
+        image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(values).ravel(), deep=True))
+        node.SetAndObserveImageData(image)
+        m = vtk.vtkMatrix4x4()
+        volume.GetIJKToRASMatrix(m)
+        node.SetIJKToRASMatrix(m)
+        return node
+
+    liver = scalar("Liver", probability)
+    result = MRMLBridge.exportProbabilityMaps([liver], volume, str(tmp_path / "out"), Scenarios.REGION)
+    (path,) = result.files
+    assert path.endswith("_regionannotation_label58_2.nii.gz") and result.labels == {"liver": 58}
+    back = MRMLBridge.importProbabilityMap(scene, path, volume)
+    assert back.GetAttribute(MRMLBridge.ATTRIBUTE_STRUCTURE) == "liver"
+    np.testing.assert_allclose(MRMLBridge.arrayFromVolumeNode(back), probability, atol=1e-7)
+    outside = scalar("spleen", probability * 1.5)
+    with pytest.raises(Exception, match=r"\[0, 1\]"):
+        MRMLBridge.exportProbabilityMaps([outside], volume, str(tmp_path / "bad"), Scenarios.REGION)
+    with pytest.raises(Exception, match="no RadLex structure"):
+        MRMLBridge.exportProbabilityMaps([scalar("Volume_7", probability)], volume, str(tmp_path / "bad2"), Scenarios.REGION)

@@ -342,11 +342,27 @@ class VisceralLogic(ScriptedLoadableModuleLogic):
         name = VisceralName(image.subject, image.acquisition, image.modality, FileKind.LANDMARKS, int(annotator), extension=".csv")
         return MRMLBridge.exportMarkups(markupsNode, referenceVolumeNode, str(Path(folder) / name.format()), overwrite)
 
+    def exportProbabilityMaps(self, volumeNodes, referenceVolumeNode, folder: str, annotator: int, overwrite: bool = False):
+        """Export scalar probability volumes (values in [0, 1], one per structure, named by structure)
+        as the per-structure uncertainty volumes of the reference image (see ``MRMLBridge.exportProbabilityMaps``)."""
+        from visceral.conventions.names import FileKind, VisceralName
+
+        image = MRMLBridge.volumeTokens(referenceVolumeNode)
+        if image is None:
+            raise ValueError(_("The reference volume has no VISCERAL name; load it with the Import section"))
+        name = VisceralName(image.subject, image.acquisition, image.modality, FileKind.REGION, int(annotator))
+        return MRMLBridge.exportProbabilityMaps(volumeNodes, referenceVolumeNode, folder, name, overwrite)
+
     def importAnnotation(self, path: str, referenceVolumeNode, scene=None):
-        """Load a region annotation (.nii.gz) or landmark CSV on its reference volume."""
+        """Load a region annotation (.nii.gz: a label volume, or one structure's probability volume)
+        or a landmark CSV on its reference volume."""
+        from visceral.conventions.names import FileKind, parse_name
+
         scene = scene or slicer.mrmlScene
         if path.endswith(".csv"):
             return MRMLBridge.importLandmarks(scene, path, referenceVolumeNode)
+        if parse_name(path).kind is FileKind.REGION_LABEL:
+            return MRMLBridge.importProbabilityMap(scene, path, referenceVolumeNode)
         return MRMLBridge.importRegionAnnotation(scene, path, referenceVolumeNode)
 
 

@@ -31,7 +31,7 @@ import vtk
 from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 
 from visceral.annotations import export_landmarks, export_region_annotation, export_uncertainty_volumes, import_landmarks
-from visceral.annotations.regions import read_region_annotation
+from visceral.annotations.regions import read_region_annotation, read_uncertainty_volume
 from visceral.conventions.frames import ImageGeometry, corner_indices
 from visceral.conventions.labels import Structure, StructureRegistry, default_registry
 from visceral.conventions.landmarks import read_landmarks, write_landmarks
@@ -339,6 +339,71 @@ def _ownVoxels(segmentationNode, segmentID: str) -> Tuple[int, float]:
     image.GetImageToWorldMatrix(m)
     axes = matrixToNumpy(m)[:3, :3]
     return int(np.count_nonzero(vtk_to_numpy(scalars))), float(abs(np.linalg.det(axes)))
+
+
+#: The node attribute naming the structure a probability (uncertainty) volume is of.
+ATTRIBUTE_STRUCTURE = "Visceral.Structure"
+
+
+def exportProbabilityMaps(
+    volumeNodes: Sequence,
+    referenceVolumeNode,
+    folder: str,
+    annotation: VisceralName,
+    overwrite: bool = False,
+    registry: Optional[StructureRegistry] = None,
+) -> SegmentationExport:
+    """Write scalar volumes of probabilities in [0, 1] (one per structure) as the per-structure
+    uncertainty volumes of a region annotation (seed 3.1), on the reference image's file grid.
+
+    A volume names its structure by its ``Visceral.Structure`` attribute, else by its node name
+    (registry names and synonyms).  Refused, nothing written: a volume of no or a repeated structure,
+    a volume on another grid than the reference, values outside [0, 1] or not finite.
+    """
+    registry = registry or default_registry()
+    if not volumeNodes:
+        raise VisceralError("no probability volumes to export")
+    file_grid = checkFileGrid(referenceVolumeNode)
+    slicer_grid = geometryFromVolumeNode(referenceVolumeNode)
+    maps: Dict[str, np.ndarray] = {}
+    for node in volumeNodes:
+        label = node.GetAttribute(ATTRIBUTE_STRUCTURE) or node.GetName()
+        try:
+            structure = registry.lookup(label)
+        except VisceralError:
+            raise VisceralError(f"probability volume {node.GetName()!r}: {label!r} is no RadLex structure (rename it)") from None
+        if structure.name in maps:
+            raise VisceralError(f"two probability volumes of {structure.name}: {node.GetName()!r} and another")
+        grid = geometryFromVolumeNode(node)
+        if not grid.same_grid(slicer_grid, 1e-3):
+            raise VisceralError(f"probability volume {node.GetName()!r} is not on the reference image's grid (resample it first)")
+        maps[structure.name] = file_grid.array_from(arrayFromVolumeNode(node).astype(np.float32), slicer_grid)
+    written = export_uncertainty_volumes(maps, file_grid, annotation.annotation(FileKind.REGION), folder, registry, overwrite=overwrite)
+    return SegmentationExport([str(p) for p in written.values()], {n: registry.lookup(n).radlex_id for n in written})
+
+
+def importProbabilityMap(scene, path: str, referenceVolumeNode, registry: Optional[StructureRegistry] = None):
+    """Load one per-structure uncertainty volume (``..._regionannotation_label58_3.nii.gz``) as a scalar
+    volume on its reference image, named by its structure (the annotation's label table when there is
+    one, else the label as a RadLex ID)."""
+    name = parse_name(path)
+    if name.kind is not FileKind.REGION_LABEL:
+        raise VisceralError(f"{path}: not a per-structure (uncertainty) volume of a region annotation")
+    structure, values, grid = read_uncertainty_volume(path, fileGeometry(referenceVolumeNode), registry)
+    slicer_grid = geometryFromVolumeNode(referenceVolumeNode)
+    values = slicer_grid.array_from(values, grid)
+    node = slicer.vtkMRMLScalarVolumeNode()
+    node.SetName(f"{structure} (probability, annotator {name.annotator})")
+    scene.AddNode(node)
+    image = vtk.vtkImageData()
+    image.SetDimensions(*slicer_grid.shape)
+    image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(values, dtype=np.float32).ravel(), deep=True))
+    node.SetAndObserveImageData(image)
+    m = vtk.vtkMatrix4x4()
+    referenceVolumeNode.GetIJKToRASMatrix(m)
+    node.SetIJKToRASMatrix(m)
+    node.SetAttribute(ATTRIBUTE_STRUCTURE, structure)
+    return node
 
 
 def labelmapNode(scene, labels: np.ndarray, referenceVolumeNode) -> "slicer.vtkMRMLLabelMapVolumeNode":

@@ -326,15 +326,39 @@ def read_uncertainty_volumes(
             annotation.subject, annotation.acquisition, annotation.modality, annotation.annotator)
         if not (same and name.kind is FileKind.REGION_LABEL and name.is_volume):
             continue
-        structure = by_label.get(name.label) if by_label else registry.by_radlex_id(name.label).name
-        if structure is None:
-            raise VisceralError(f"{path}: label {name.label} is not in {table_file.name}")
-        geometry = read_geometry(path)
-        _check_grid(path, geometry, grid, tolerance_mm)
+        structure, values, geometry = read_uncertainty_volume(path, grid, registry, by_label, tolerance_mm)
         grid = grid or geometry
-        values, _ = read_volume(path)
-        found[structure] = _check_probability(str(path), values)
+        found[structure] = values
     return found, grid
+
+
+def read_uncertainty_volume(
+    path: PathLike,
+    reference: Optional[ImageGeometry] = None,
+    registry: Optional[StructureRegistry] = None,
+    by_label: Optional[Dict[int, str]] = None,
+    tolerance_mm: float = 1e-3,
+) -> Tuple[str, np.ndarray, ImageGeometry]:
+    """One per-structure volume (``..._regionannotation_label58_3.nii.gz``): its structure (through
+    ``by_label`` -- the annotation's label table, read from beside the file when not given and present
+    -- else the label as a RadLex ID), its float32 values in [0, 1] and its grid.
+
+    Raises:
+        GridMismatchError: off ``reference``.  VisceralError: a label of no structure, values outside [0, 1].
+    """
+    registry = registry or default_registry()
+    path = Path(path)
+    name = parse_name(path.name)
+    if by_label is None:
+        table_file = path.parent / name.annotation(FileKind.REGION, extension=".csv").format()
+        by_label = {v: n for n, v in read_label_table(table_file).entries} if table_file.is_file() else {}
+    structure = by_label.get(name.label) if by_label else registry.by_radlex_id(name.label).name
+    if structure is None:
+        raise VisceralError(f"{path}: label {name.label} is not in its label table")
+    geometry = read_geometry(path)
+    _check_grid(path, geometry, reference, tolerance_mm)
+    values, _ = read_volume(path)
+    return structure, _check_probability(str(path), values), geometry
 
 
 def probability_to_mask(probability: np.ndarray, threshold: float = PROBABILITY_THRESHOLD) -> np.ndarray:
