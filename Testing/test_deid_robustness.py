@@ -482,3 +482,23 @@ def test_a_patient_id_with_and_without_its_issuer_is_one_subject(tmp_path: Path)
     write_dicom(ds, str(b))
     by = run(inp, tmp_path / "out")["by"]
     assert {by[p.relative_to(inp).as_posix()].subject for p in (a, b)} == {"subject01"}
+
+
+def test_cancel_from_the_progress_callback_keeps_what_is_done_and_resumes(tmp_path: Path) -> None:
+    """Slicer's Cancel raises from the progress callback: the run stops after the file in hand, the
+    report is written, nothing half-done is left, and the next run goes on where it stopped."""
+    from visceral.errors import Cancelled
+
+    inp = tmp_path / "in"
+    corpus.write_series(inp, PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=5, series_number=2))
+
+    def progress(done: int, total: int, stage: str) -> None:
+        if stage == "de-identifying" and done >= 2:
+            raise Cancelled("cancelled")
+
+    with pytest.raises(Cancelled):
+        deidentify(inp, tmp_path / "out", jobs=1, conformance="off", progress=progress)
+    released = list((tmp_path / "out").rglob("*.dcm"))
+    assert len(released) == 2 and (tmp_path / "out.private" / "deid_report.json").is_file()
+    report = deidentify(inp, tmp_path / "out", jobs=1, conformance="off")
+    assert sorted(f.fate for f in report.files) == ["released"] * 3 + ["released earlier"] * 2

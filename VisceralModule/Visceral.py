@@ -168,12 +168,18 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.resultsTextEdit.setPlainText("\n".join(lines))
 
     def _progress(self, title: str):
+        """A progress dialog and the callback that feeds it; Cancel stops the work at the next file
+        (what is done stays done: the batch commands resume where they stopped)."""
         dialog = slicer.util.createProgressDialog(labelText=title, maximum=100)
 
         def update(done: int, total: int, stage: str) -> None:
             dialog.labelText = f"{title}: {stage}"
             dialog.value = int(100 * done / max(total, 1))
-            slicer.app.processEvents()
+            slicer.app.processEvents()  # the panel stays responsive between files
+            if dialog.wasCanceled:
+                from visceral.errors import Cancelled
+
+                raise Cancelled(_("Cancelled; run it again to go on where it stopped."))
 
         return dialog, update
 
@@ -214,7 +220,7 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         dialog, progress = self._progress(_("De-identifying"))
         try:
-            with slicer.util.tryWithErrorDisplay(_("De-identification failed."), waitCursor=True):
+            with slicer.util.tryWithErrorDisplay(_("De-identification stopped."), waitCursor=True):
                 report = self.logic.deidentifyFolder(source, str(self._parameterNode.importFolder), progress=progress)
                 fates = report.fates()
                 self._report([", ".join(f"{n} {fate}" for fate, n in fates.items()), f"identity cleaned in {report.cleaned_count()} file(s); left in bytes: {report.leak_count()} file(s)",

@@ -85,3 +85,7 @@ class GeometryError(VisceralError):
 
 class RegistryError(VisceralError):
     """A structure or landmark registry is inconsistent (duplicate IDs, ambiguous names)."""
+
+
+class Cancelled(VisceralError):
+    """The user stopped a long operation (a progress callback raised it); what was finished stays."""
