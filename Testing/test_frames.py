@@ -193,3 +193,20 @@ def test_array_from_reindexes_the_same_voxels(flips, permutation) -> None:
     shifted = ImageGeometry(other.shape, other.spacing_mm, tuple(np.array(other.origin_lps) + 0.3), other.direction_lps)
     with pytest.raises(GeometryError):
         geometry.array_from(other_values, shifted)
+
+
+def test_a_crop_lands_where_the_whole_array_would() -> None:
+    """crop_from (a box of one grid as the same box of another) agrees with array_from on the whole
+    array, for a grid whose k axis another reader reverses."""
+    from visceral.conventions.frames import ImageGeometry
+
+    file_grid = ImageGeometry((6, 5, 4), (0.7, 0.9, 2.5), (10.0, -3.0, 7.0), ((1, 0, 0), (0, -1, 0), (0, 0, 1)))
+    flipped = ImageGeometry(file_grid.shape, file_grid.spacing_mm, tuple(file_grid.index_to_world([[0, 0, 3]], "LPS")[0]),
+                            ((1, 0, 0), (0, -1, 0), (0, 0, -1)))
+    whole = np.zeros((4, 5, 6), np.int16)
+    whole[1:3, 2:5, 0:4] = np.arange(24).reshape(2, 3, 4) + 1
+    crop, start = file_grid.crop_from(whole[1:3, 2:5, 0:4], (1, 2, 0), flipped)
+    expected = file_grid.array_from(whole, flipped)
+    rebuilt = np.zeros_like(expected)
+    rebuilt[start[0]:start[0] + crop.shape[0], start[1]:start[1] + crop.shape[1], start[2]:start[2] + crop.shape[2]] = crop
+    np.testing.assert_array_equal(rebuilt, expected)

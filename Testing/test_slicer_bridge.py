@@ -219,3 +219,34 @@ def test_probability_maps_export_as_uncertainty_volumes_and_load_back(tmp_path: 
         MRMLBridge.exportProbabilityMaps([outside], volume, str(tmp_path / "bad"), Scenarios.REGION)
     with pytest.raises(Exception, match="no RadLex structure"):
         MRMLBridge.exportProbabilityMaps([scalar("Volume_7", probability)], volume, str(tmp_path / "bad2"), Scenarios.REGION)
+
+
+def test_a_segment_on_a_finer_grid_is_resampled_with_a_warning(tmp_path: Path) -> None:
+    import numpy as np
+    import vtk
+    from vtk.util.numpy_support import numpy_to_vtk
+
+    scene = Scenarios.newScene()
+    volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path)))
+    grid = MRMLBridge.geometryFromVolumeNode(volume)
+    labelmap = slicer.vtkMRMLLabelMapVolumeNode()
+    scene.AddNode(labelmap)
+    fine = np.zeros((2 * grid.shape[2], 2 * grid.shape[1], 2 * grid.shape[0]), np.uint8)
+    fine[4:7, 4:7, 4:7] = 1  # 27 voxels of an eighth of the reference's voxel volume
+    image = vtk.vtkImageData()
+    image.SetDimensions(fine.shape[2], fine.shape[1], fine.shape[0])
+    image.GetPointData().SetScalars(numpy_to_vtk(fine.ravel(), deep=True))
+    labelmap.SetAndObserveImageData(image)
+    m = vtk.vtkMatrix4x4()
+    volume.GetIJKToRASMatrix(m)
+    for r in range(3):
+        for c in range(3):
+            m.SetElement(r, c, m.GetElement(r, c) / 2)
+    labelmap.SetIJKToRASMatrix(m)
+    segmentation = slicer.vtkMRMLSegmentationNode()
+    scene.AddNode(segmentation)
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+    segmentation.GetSegmentation().GetNthSegment(0).SetName("liver")
+    result = MRMLBridge.exportSegmentation(segmentation, volume, str(tmp_path / "out"), Scenarios.REGION)
+    assert any("27 voxels of its own grid became" in w for w in result.warnings), result.warnings

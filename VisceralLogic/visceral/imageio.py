@@ -123,7 +123,14 @@ GZIP_BLOCK_BYTES = 2 << 20
 
 
 def _chunks(head: bytes, array: np.ndarray, dtype: np.dtype) -> Iterator[bytes]:
-    """The file's bytes in blocks of about :data:`GZIP_BLOCK_BYTES` (whole slices; the header with the first)."""
+    """The file's bytes in blocks of about :data:`GZIP_BLOCK_BYTES` (whole slices; the header first).
+    An array already contiguous in the file's byte order is handed out as views, not copied."""
+    if array.flags.c_contiguous and array.dtype == dtype:
+        yield head
+        flat = memoryview(array.reshape(-1).view(np.uint8))
+        for start in range(0, len(flat), GZIP_BLOCK_BYTES):
+            yield flat[start:start + GZIP_BLOCK_BYTES]  # type: ignore[misc]
+        return
     block: List[bytes] = [head]
     size = len(head)
     for k in range(array.shape[0]):

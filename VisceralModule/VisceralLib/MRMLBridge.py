@@ -30,7 +30,8 @@ import slicer
 import vtk
 from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 
-from visceral.annotations import export_landmarks, export_region_annotation, export_uncertainty_volumes, import_landmarks
+from visceral.annotations import export_landmarks, export_uncertainty_volumes, import_landmarks
+from visceral.annotations.regions import LabelVolumeBuilder
 from visceral.annotations.regions import read_region_annotation, read_uncertainty_volume
 from visceral.conventions.frames import ImageGeometry, corner_indices
 from visceral.conventions.labels import Structure, StructureRegistry, default_registry
@@ -200,6 +201,56 @@ def segmentMasks(segmentationNode, segmentIDs: Sequence[str], referenceVolumeNod
     return masks, outside
 
 
+@dataclass
+class SegmentCrop:
+    """A segment where it is: a boolean box ``[k, j, i]`` of the reference volume's Slicer grid, the
+    index of its first voxel there, and the segment's voxels that lie outside that grid."""
+
+    mask: np.ndarray
+    start_kji: Tuple[int, int, int]
+    outside: int
+
+
+def segmentCrop(segmentationNode, segmentID: str, referenceVolumeNode) -> Optional[SegmentCrop]:
+    """The segment's own binary labelmap as a box of the reference volume's lattice -- no whole-grid
+    export, no resampling -- or ``None`` when the segment's labelmap lies on another lattice (finer,
+    rotated, shifted by a fraction of a voxel: then Slicer must resample it, see :func:`segmentMasks`)."""
+    image = slicer.vtkOrientedImageData()
+    segmentationNode.GetBinaryLabelmapRepresentation(segmentID, image)
+    extent = image.GetExtent()
+    reference = geometryFromVolumeNode(referenceVolumeNode)
+    dims = reference.shape
+    if extent[1] < extent[0] or image.GetPointData().GetScalars() is None:
+        return SegmentCrop(np.zeros((0, 0, 0), dtype=bool), (0, 0, 0), 0)
+    m = vtk.vtkMatrix4x4()
+    image.GetImageToWorldMatrix(m)
+    r = vtk.vtkMatrix4x4()
+    referenceVolumeNode.GetIJKToRASMatrix(r)
+    if segmentationNode.GetParentTransformNode() is not None or referenceVolumeNode.GetParentTransformNode() is not None:
+        return None
+    if not np.allclose(matrixToNumpy(m), matrixToNumpy(r), atol=1e-6):
+        return None  # another lattice
+    size = (extent[5] - extent[4] + 1, extent[3] - extent[2] + 1, extent[1] - extent[0] + 1)
+    values = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(size) != 0
+    lo = np.array([extent[4], extent[2], extent[0]])
+    hi = lo + np.array(size)
+    inside_lo = np.maximum(lo, 0)
+    inside_hi = np.minimum(hi, np.array([dims[2], dims[1], dims[0]]))
+    if np.any(inside_hi <= inside_lo):
+        return SegmentCrop(np.zeros((0, 0, 0), dtype=bool), (0, 0, 0), int(np.count_nonzero(values)))
+    a, b = inside_lo - lo, inside_hi - lo
+    mask = values[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+    outside = int(np.count_nonzero(values)) - int(np.count_nonzero(mask))
+    spans = [np.flatnonzero(mask.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1))]  # the box the segment fills
+    if spans[0].size == 0:
+        return SegmentCrop(np.zeros((0, 0, 0), dtype=bool), (0, 0, 0), outside)
+    box_lo = [int(span[0]) for span in spans]
+    box_hi = [int(span[-1]) + 1 for span in spans]
+    mask = mask[box_lo[0]:box_hi[0], box_lo[1]:box_hi[1], box_lo[2]:box_hi[2]]
+    start = tuple(int(v) for v in inside_lo + np.array(box_lo))
+    return SegmentCrop(np.ascontiguousarray(mask), start, outside)  # type: ignore[arg-type]
+
+
 def _voxelsOutside(segmentationNode, segmentID: str, reference: ImageGeometry) -> int:
     """Voxels of a segment (its own labelmap, any lattice) whose centres lie outside the reference grid."""
     image = slicer.vtkOrientedImageData()
@@ -297,34 +348,61 @@ def exportSegmentation(
     if not mapping.structures:
         raise VisceralError("the segmentation has no segments")
     file_grid = checkFileGrid(referenceVolumeNode)
-    masks, outside = segmentMasks(segmentationNode, list(mapping.structures), referenceVolumeNode)
-    beyond = {mapping.structures[s].name: n for s, n in outside.items() if n > 0}
+    slicer_grid = geometryFromVolumeNode(referenceVolumeNode)
+    crops, warnings = _segmentCrops(segmentationNode, mapping, referenceVolumeNode, slicer_grid)
+    beyond = {mapping.structures[s].name: c.outside for s, c in crops.items() if c.outside > 0}
     if beyond:
         details = "; ".join(f"{name}: {n} voxels" for name, n in beyond.items())
         raise VisceralError(f"segments reach outside the reference volume ({details}); crop them in the Segment Editor first")
-    slicer_grid = geometryFromVolumeNode(referenceVolumeNode)
-    warnings: List[str] = []
-    for segment_id, mask in masks.items():
-        name = mapping.structures[segment_id].name
-        own, own_volume = _ownVoxels(segmentationNode, segment_id)
-        ref_volume = float(np.prod(slicer_grid.spacing_mm))
-        if own and abs(own * own_volume - np.count_nonzero(mask) * ref_volume) > 0.1 * own * own_volume:
-            warnings.append(f"segment {name!r}: {own} voxels of its own grid became {np.count_nonzero(mask)} on the reference "
-                            "image's grid (resampled; its volume changed by more than 10 %)")
-    empty = [s for s, m in masks.items() if not np.any(m)]
-    for segment_id in empty:
+    for segment_id in [s for s, c in crops.items() if not c.mask.any()]:
         warnings.append(f"segment {mapping.structures[segment_id].name!r} is empty: left out of the export")
-        del masks[segment_id]
-    if not masks:
+        del crops[segment_id]
+    if not crops:
         raise VisceralError("every segment is empty: nothing to export")
-    by_structure = {mapping.structures[s].name: file_grid.array_from(m, slicer_grid) for s, m in masks.items()}
+    on_file = {mapping.structures[s].name: file_grid.crop_from(c.mask, c.start_kji, slicer_grid) for s, c in crops.items()}
     base = annotation.annotation(FileKind.REGION)
     if uncertainty:
-        written = export_uncertainty_volumes(by_structure, file_grid, base, folder, registry, overwrite=overwrite)
+        full = {}
+        for name, (mask, (k, j, i)) in on_file.items():
+            volume_mask = np.zeros(tuple(reversed(file_grid.shape)), dtype=bool)
+            volume_mask[k:k + mask.shape[0], j:j + mask.shape[1], i:i + mask.shape[2]] = mask
+            full[name] = volume_mask
+        written = export_uncertainty_volumes(full, file_grid, base, folder, registry, overwrite=overwrite)
         return SegmentationExport([str(p) for p in written.values()], {n: registry.lookup(n).radlex_id for n in written}, warnings)
+    builder = LabelVolumeBuilder(list(on_file), file_grid, registry)
+    for name, (mask, start) in on_file.items():
+        builder.add(name, mask, start)
     volume = Path(folder) / base.format()
-    table = export_region_annotation(by_structure, file_grid, volume, registry, overwrite=overwrite)
+    table = builder.write(volume, overwrite=overwrite)
     return SegmentationExport([str(volume), str(volume.with_name(base.with_extension(".csv").format()))], table.as_dict(), warnings)
+
+
+def _segmentCrops(segmentationNode, mapping: SegmentMapping, referenceVolumeNode, slicer_grid: ImageGeometry) -> Tuple[Dict[str, SegmentCrop], List[str]]:
+    """Every mapped segment as a box of the reference lattice: taken as it is where the segment lies on
+    that lattice (the usual case: no export at all), else exported by Slicer onto it (resampled, with a
+    warning when the segment's volume changes by more than 10 %)."""
+    crops: Dict[str, SegmentCrop] = {}
+    warnings: List[str] = []
+    for segment_id, structure in mapping.structures.items():
+        crop = segmentCrop(segmentationNode, segment_id, referenceVolumeNode)
+        if crop is None:
+            masks, outside = segmentMasks(segmentationNode, [segment_id], referenceVolumeNode)
+            mask = masks[segment_id]
+            nonzero = np.nonzero(mask)
+            if nonzero[0].size:
+                lo = [int(ax.min()) for ax in nonzero]
+                hi = [int(ax.max()) + 1 for ax in nonzero]
+                crop = SegmentCrop(np.ascontiguousarray(mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]), tuple(lo), outside[segment_id])
+            else:
+                crop = SegmentCrop(np.zeros((0, 0, 0), dtype=bool), (0, 0, 0), outside[segment_id])
+            own, own_volume = _ownVoxels(segmentationNode, segment_id)
+            ref_volume = float(np.prod(slicer_grid.spacing_mm))
+            got = int(np.count_nonzero(crop.mask))
+            if own and abs(own * own_volume - got * ref_volume) > 0.1 * own * own_volume:
+                warnings.append(f"segment {structure.name!r}: {own} voxels of its own grid became {got} on the reference "
+                                "image's grid (resampled; its volume changed by more than 10 %)")
+        crops[segment_id] = crop
+    return crops, warnings
 
 
 def _ownVoxels(segmentationNode, segmentID: str) -> Tuple[int, float]:

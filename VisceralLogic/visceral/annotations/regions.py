@@ -34,6 +34,7 @@ __all__ = [
     "RegionAnnotation",
     "find_overlaps",
     "export_region_annotation",
+    "LabelVolumeBuilder",
     "export_uncertainty_volumes",
     "read_region_annotation",
     "read_uncertainty_volumes",
@@ -184,6 +185,54 @@ def export_region_annotation(
     write_volume(volume_path, labels, geometry)
     write_label_table(label_table_path(volume_path), table)
     return table
+
+
+class LabelVolumeBuilder:
+    """A multi-label region annotation built structure by structure from boxes of voxels (what a
+    segmentation holds: each segment only where it is), without a whole-grid mask per structure.
+
+    Label values come from the registry for the whole set of structures (known up front, so the
+    label type is chosen once); overlaps are counted as boxes arrive and refuse the volume at
+    :meth:`write`, as :func:`export_region_annotation` does.  Memory: one label array.
+    """
+
+    def __init__(self, structures: Sequence[str], geometry: ImageGeometry, registry: Optional[StructureRegistry] = None,
+                 compact: bool = False) -> None:
+        self.registry = registry or default_registry()
+        self.geometry = geometry
+        self.table = LabelTable.for_structures(list(structures), self.registry, compact=compact)
+        self._values = self.table.as_dict()
+        self._names = {v: n for n, v in self._values.items()}
+        self.labels = np.zeros(tuple(reversed(geometry.shape)), dtype=smallest_label_dtype(max(self._values.values(), default=0)))
+        self._overlaps: Dict[Tuple[str, str], int] = {}
+
+    def add(self, structure: str, crop: np.ndarray, start_kji: Sequence[int]) -> int:
+        """Paint a box of ``structure`` (boolean ``crop`` ``[k, j, i]`` whose first voxel is ``start_kji``
+        of the grid); returns its voxel count."""
+        name = self.registry.lookup(structure).name
+        value = self._values[name]
+        k, j, i = (int(v) for v in start_kji)
+        dk, dj, di = crop.shape
+        if min(k, j, i) < 0 or k + dk > self.labels.shape[0] or j + dj > self.labels.shape[1] or i + di > self.labels.shape[2]:
+            raise GridMismatchError(f"{name}: a box at {tuple(start_kji)} of {crop.shape} voxels leaves the grid {self.labels.shape}")
+        region = self.labels[k:k + dk, j:j + dj, i:i + di]
+        mask = np.asarray(crop, dtype=bool)
+        taken = region[mask]
+        for other in np.unique(taken[taken != 0]).tolist():
+            pair = (self._names[int(other)], name)
+            self._overlaps[pair] = self._overlaps.get(pair, 0) + int(np.count_nonzero(taken == other))
+        region[mask] = value
+        return int(np.count_nonzero(mask))
+
+    def write(self, volume_path: PathLike, overwrite: bool = True) -> LabelTable:
+        """Write the label volume and its label table (refused with :class:`OverlapError` first)."""
+        if self._overlaps:
+            raise OverlapError([(a, b, n) for (a, b), n in self._overlaps.items()])
+        volume_path = Path(volume_path)
+        check_new_files([volume_path, label_table_path(volume_path)], overwrite)
+        write_volume(volume_path, self.labels, self.geometry)
+        write_label_table(label_table_path(volume_path), self.table)
+        return self.table
 
 
 def _check_probability(name: str, values: np.ndarray) -> np.ndarray:

@@ -245,6 +245,30 @@ class ImageGeometry:
         flips = [a for a in range(3) if mapping[2 - a][1]]
         return np.flip(out, axis=flips) if flips else out
 
+    def crop_from(self, crop: Any, start_kji: Sequence[int], other: "ImageGeometry",
+                  tolerance_mm: float = 1e-3) -> Tuple[np.ndarray, Tuple[int, int, int]]:
+        """A box of voxels of grid ``other`` (``crop``, ``[k, j, i]``, whose first voxel is ``start_kji``
+        of ``other``) as the same box of this grid: (the crop re-indexed, its first voxel's ``[k, j, i]``
+        here).  The crop's own way of :meth:`array_from`, without a whole-grid array.
+
+        Raises:
+            GeometryError: the grids are not the same voxels.
+        """
+        mapping = self.axis_map(other, tolerance_mm)
+        if mapping is None:
+            raise GeometryError(f"grids differ: {other.shape} at {other.origin_lps} vs {self.shape} at {self.origin_lps}")
+        crop = np.asarray(crop)
+        other_start_ijk = tuple(reversed([int(v) for v in start_kji]))
+        other_size_ijk = tuple(reversed(crop.shape))
+        start_ijk = []
+        for n, (m, reversed_) in enumerate(mapping):
+            lo = other_start_ijk[m]
+            start_ijk.append(self.shape[n] - (lo + other_size_ijk[m]) if reversed_ else lo)
+        order = [2 - mapping[2 - a][0] for a in range(3)]
+        out = np.transpose(crop, order)
+        flips = [a for a in range(3) if mapping[2 - a][1]]
+        return (np.flip(out, axis=flips) if flips else out), tuple(reversed(start_ijk))
+
     def same_grid(self, other: "ImageGeometry", tolerance_mm: float = 1e-3) -> bool:
         """True when both grids have the same shape and place every voxel within ``tolerance_mm``.
 
