@@ -43,3 +43,18 @@ def require_tool(name: str) -> str:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA_DIR
+
+
+def read_with_slicer(path: Path):
+    """``path`` read by 3D Slicer's own volume storage node (slicer-core, the real MRML library) into a
+    scalar volume node of a new scene; skips when slicer-core is not installed."""
+    slicer = pytest.importorskip("slicer")
+    scene = slicer.vtkMRMLScene()
+    volume = slicer.vtkMRMLScalarVolumeNode()
+    scene.AddNode(volume)
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    scene.AddNode(storage)
+    storage.SetFileName(str(path))
+    assert storage.ReadData(volume), f"Slicer could not read {path}"
+    volume.scene_ = scene  # the scene lives as long as the node
+    return volume

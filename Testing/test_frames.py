@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import read_with_slicer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -132,20 +133,14 @@ def test_slicer_ras_places_every_voxel_where_we_do(tmp_path: Path, flip: bool) -
     Slicer's IJK is *not* the NIfTI index; only world (RAS) positions agree.  Code that moves voxels
     between Slicer and files must therefore go through world coordinates or the IJKToRAS matrix.
     """
-    slicer = pytest.importorskip("slicer")
+    pytest.importorskip("slicer")
     import vtk
     from vtk.util.numpy_support import vtk_to_numpy
 
     image = oblique_image(flip)
     path = tmp_path / "img.nii.gz"
     sitk.WriteImage(image, str(path))
-    scene = slicer.vtkMRMLScene()
-    volume = slicer.vtkMRMLScalarVolumeNode()
-    scene.AddNode(volume)
-    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
-    scene.AddNode(storage)
-    storage.SetFileName(str(path))
-    assert storage.ReadData(volume)
+    volume = read_with_slicer(path)
     m = vtk.vtkMatrix4x4()
     volume.GetIJKToRASMatrix(m)
     slicer_ijk_to_ras = np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import read_with_slicer
 
 import gallery
 from visceral.imageio import read_geometry, read_nifti_header, read_nifti_voxels, read_volume, smallest_label_dtype, write_volume
@@ -92,7 +93,7 @@ def test_slicer_reads_a_volume_compressed_in_parallel_blocks(tmp_path: Path, mon
     import visceral.imageio as imageio
     from visceral.conventions.frames import ImageGeometry
 
-    slicer = pytest.importorskip("slicer")
+    pytest.importorskip("slicer")
     from slicer.util import arrayFromVolume
 
     monkeypatch.setattr(imageio, "GZIP_BLOCK_BYTES", 3000)
@@ -100,11 +101,5 @@ def test_slicer_reads_a_volume_compressed_in_parallel_blocks(tmp_path: Path, mon
     geometry = ImageGeometry((30, 20, 9), (0.7, 0.8, 2.5), (-10.0, 5.0, 30.0), ((1, 0, 0), (0, 1, 0), (0, 0, 1)))
     path = write_volume(tmp_path / "v.nii.gz", array, geometry)
 
-    scene = slicer.vtkMRMLScene()
-    volume = slicer.vtkMRMLScalarVolumeNode()
-    scene.AddNode(volume)
-    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
-    scene.AddNode(storage)
-    storage.SetFileName(str(path))
-    assert storage.ReadData(volume)
+    volume = read_with_slicer(path)
     np.testing.assert_array_equal(arrayFromVolume(volume), array)

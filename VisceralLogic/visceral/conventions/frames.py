@@ -229,15 +229,20 @@ class ImageGeometry:
             return None
         return tuple(mapping)
 
+    def _same_voxels(self, other: "ImageGeometry", tolerance_mm: float):
+        """:meth:`axis_map` of ``other``, or GeometryError when the grids are not the same voxels."""
+        mapping = self.axis_map(other, tolerance_mm)
+        if mapping is None:
+            raise GeometryError(f"grids differ: {other.shape} at {other.origin_lps} vs {self.shape} at {self.origin_lps}")
+        return mapping
+
     def array_from(self, array: Any, other: "ImageGeometry", tolerance_mm: float = 1e-3) -> np.ndarray:
         """``array`` (``[k, j, i]`` on grid ``other``) re-indexed onto this grid (axes flipped/permuted, no resampling).
 
         Raises:
             GeometryError: the grids are not the same voxels.
         """
-        mapping = self.axis_map(other, tolerance_mm)
-        if mapping is None:
-            raise GeometryError(f"grids differ: {other.shape} at {other.origin_lps} vs {self.shape} at {self.origin_lps}")
+        mapping = self._same_voxels(other, tolerance_mm)
         arr = np.asarray(array)
         # numpy axes are reversed (k, j, i): axis n of a grid is numpy axis 2 - n
         order = [2 - mapping[2 - a][0] for a in range(3)]
@@ -254,9 +259,7 @@ class ImageGeometry:
         Raises:
             GeometryError: the grids are not the same voxels.
         """
-        mapping = self.axis_map(other, tolerance_mm)
-        if mapping is None:
-            raise GeometryError(f"grids differ: {other.shape} at {other.origin_lps} vs {self.shape} at {self.origin_lps}")
+        mapping = self._same_voxels(other, tolerance_mm)
         crop = np.asarray(crop)
         other_start_ijk = tuple(reversed([int(v) for v in start_kji]))
         other_size_ijk = tuple(reversed(crop.shape))
