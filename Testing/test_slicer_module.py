@@ -103,3 +103,39 @@ def test_files_the_extension_description_points_at_exist() -> None:
         url = re.search(rf'set\({key} "([^"]+)"\)', cmake).group(1)
         assert (root / url.split("/main/", 1)[1]).is_file(), url
     assert "Apache License" in (root / "LICENSE").read_text(encoding="utf-8")
+
+
+def test_panel_reads_in_working_order() -> None:
+    """De-identify -> check, convert and load -> export segmentation -> export landmarks (its own
+    output field) -> import annotation; the log is titled; every action button says what it misses."""
+    tree = ET.parse(UI)
+    sections = [w.get("name") for w in tree.iter("widget") if w.get("class") == "ctkCollapsibleButton"]
+    assert sections == ["deidentifyCollapsibleButton", "importCollapsibleButton", "segmentationCollapsibleButton",
+                        "landmarksCollapsibleButton", "annotationImportCollapsibleButton"]
+
+    def bound(section: str) -> set:
+        widget = ui_widgets()[section]
+        return {p.find("string").text for w in widget.iter("widget") for p in w.findall("property") if p.get("name") == "SlicerParameterName"}
+
+    assert bound("deidentifyCollapsibleButton") == {"clinicalFolder", "deidentifiedFolder"}
+    assert {"landmarks", "landmarksReference", "landmarksFolder"} == bound("landmarksCollapsibleButton")
+    log = ui_widgets()["resultsGroupBox"]
+    assert log.find("property[@name='title']/string").text and log.find(".//widget[@name='resultsTextEdit']") is not None
+    buttons = {w.get("name") for w in tree.iter("widget") if w.get("class") == "QPushButton"}
+    source = (MODULE / "Visceral.py").read_text()
+    needs = source[source.index("def _missingInputs"):source.index("def _updateButtons")]
+    assert set(re.findall(r'"(\w+Button)"', needs)) == buttons
+
+
+def test_screenshot_renders_from_the_ui(tmp_path: Path) -> None:
+    """docs/screenshot.png is rendered offscreen from the .ui (tools/render_panel.py) and shows every section."""
+    pytest.importorskip("PySide6")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("render_panel", ROOT / "tools" / "render_panel.py")
+    render_panel = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render_panel)
+    from PySide6.QtGui import QImage
+
+    image = QImage(str(render_panel.render(tmp_path / "panel.png")))
+    assert image.width() >= 400 and image.height() >= 800

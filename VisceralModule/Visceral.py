@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import slicer
 import vtk
@@ -67,6 +67,8 @@ class Visceral(ScriptedLoadableModule):
 class VisceralParameterNode:
     """The module's selections (bound to the widgets through their SlicerParameterName)."""
 
+    clinicalFolder: Path
+    deidentifiedFolder: Path
     importFolder: Path
     datasetFolder: Path
     segmentation: vtkMRMLSegmentationNode
@@ -79,6 +81,7 @@ class VisceralParameterNode:
     exportFolder: Path
     landmarks: vtkMRMLMarkupsFiducialNode
     landmarksReference: vtkMRMLScalarVolumeNode
+    landmarksFolder: Path
     annotationFile: Path
     annotationReference: vtkMRMLScalarVolumeNode
 
@@ -106,6 +109,8 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = VisceralLogic()
+        self._buttonTips = {name: getattr(self.ui, name).toolTip for name in
+                            ("deidentifyButton", "importButton", "exportSegmentationButton", "exportLandmarksButton", "importAnnotationButton")}
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.importButton.connect("clicked(bool)", self.onImportButton)
@@ -156,13 +161,32 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
             self._updateButtons()
 
-    def _updateButtons(self, caller=None, event=None) -> None:
+    def _missingInputs(self) -> Dict[str, List[str]]:
+        """For each action button, the inputs it still needs (empty: it can run)."""
         p = self._parameterNode
-        self.ui.importButton.enabled = bool(p and str(p.importFolder) not in ("", ".") and str(p.datasetFolder) not in ("", "."))
-        self.ui.deidentifyButton.enabled = bool(p and str(p.importFolder) not in ("", "."))
-        self.ui.exportSegmentationButton.enabled = bool(p and p.segmentation and p.segmentationReference and str(p.exportFolder) not in ("", "."))
-        self.ui.exportLandmarksButton.enabled = bool(p and p.landmarks and p.landmarksReference and str(p.exportFolder) not in ("", "."))
-        self.ui.importAnnotationButton.enabled = bool(p and p.annotationReference and Path(str(p.annotationFile)).is_file())
+        if p is None:
+            return {name: [_("a scene")] for name in self._buttonTips}
+
+        def folder(path) -> bool:
+            return str(path) not in ("", ".")
+
+        needs = {
+            "deidentifyButton": ((_("clinical DICOM folder"), folder(p.clinicalFolder)), (_("de-identified folder"), folder(p.deidentifiedFolder))),
+            "importButton": ((_("de-identified DICOM folder"), folder(p.importFolder)), (_("data-set folder"), folder(p.datasetFolder))),
+            "exportSegmentationButton": ((_("segmentation"), p.segmentation), (_("reference volume"), p.segmentationReference),
+                                         (_("output folder"), folder(p.exportFolder))),
+            "exportLandmarksButton": ((_("point list"), p.landmarks), (_("reference volume"), p.landmarksReference),
+                                      (_("output folder"), folder(p.landmarksFolder))),
+            "importAnnotationButton": ((_("annotation file"), Path(str(p.annotationFile)).is_file()), (_("reference volume"), p.annotationReference)),
+        }
+        return {button: [name for name, ok in inputs if not ok] for button, inputs in needs.items()}
+
+    def _updateButtons(self, caller=None, event=None) -> None:
+        """Enable each button whose inputs are set; a disabled button's tooltip says what is missing."""
+        for name, missing in self._missingInputs().items():
+            button = getattr(self.ui, name)
+            button.enabled = not missing
+            button.toolTip = self._buttonTips[name] if not missing else _("Missing: ") + ", ".join(missing)
 
     def _report(self, lines: List[str]) -> None:
         self.ui.resultsTextEdit.setPlainText("\n".join(lines))
@@ -212,19 +236,16 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             dialog.close()
 
     def onDeidentifyButton(self) -> None:
-        """De-identify a clinical folder into the DICOM folder, then the import can run."""
-        import qt
-
-        source = qt.QFileDialog.getExistingDirectory(None, _("Clinical DICOM folder to de-identify"))
-        if not source:
-            return
+        """De-identify the clinical folder into the de-identified folder, which then becomes the import's source."""
+        p = self._parameterNode
         dialog, progress = self._progress(_("De-identifying"))
         try:
             with slicer.util.tryWithErrorDisplay(_("De-identification stopped."), waitCursor=True):
-                report = self.logic.deidentifyFolder(source, str(self._parameterNode.importFolder), progress=progress)
+                report = self.logic.deidentifyFolder(str(p.clinicalFolder), str(p.deidentifiedFolder), progress=progress)
                 fates = report.fates()
                 self._report([", ".join(f"{n} {fate}" for fate, n in fates.items()), f"identity cleaned in {report.cleaned_count()} file(s); left in bytes: {report.leak_count()} file(s)",
                               f"private folder (key, linkage, reports): {report.private_dir}"])
+                p.importFolder = p.deidentifiedFolder
         finally:
             dialog.close()
 
@@ -252,7 +273,7 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Export the point list as a landmark CSV (asks before overwriting)."""
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
-            result = self._exportAskingBeforeOverwrite(self.logic.exportLandmarks, p.landmarks, p.landmarksReference, str(p.exportFolder), p.annotator)
+            result = self._exportAskingBeforeOverwrite(self.logic.exportLandmarks, p.landmarks, p.landmarksReference, str(p.landmarksFolder), p.annotator)
             if result is not None:
                 self._report([f"wrote {result.path} ({result.count} landmarks)"] + [f"warning: {w}" for w in result.warnings])
 
