@@ -8,12 +8,17 @@ BIN := $(VENV)/bin
 APT_PACKAGES ?= dicom3tools chromium
 APT_PROGRAMS ?= dciodvfy chromium
 
-# The pure package must also run on 3D Slicer 5.8's own Python stack (Python 3.9 and the versions it bundles).
-SLICER_PYTHON ?= $(shell ls -d $$HOME/.pyenv/versions/3.9.*/bin/python 2>/dev/null | tail -1 || true)$(if $(shell ls -d $$HOME/.pyenv/versions/3.9.* 2>/dev/null),,$(shell command -v python3.9 2>/dev/null))
-SLICER_VENV ?= .venv-slicer58
-SLICER_PINS ?= numpy==1.26.4 pydicom==2.4.4 SimpleITK==2.3.1
+# The pure package must also run on 3D Slicer's own Python stacks: the interpreter and the versions each
+# release bundles (Slicer's SuperBuild at tags v5.8.1 and v5.10.0).  Interpreters come from pyenv (or PATH).
+find_python = $(or $(shell ls -d $$HOME/.pyenv/versions/$(1).*/bin/python 2>/dev/null | tail -1),$(shell command -v python$(1) 2>/dev/null))
+SLICER_STACKS ?= 58 510
+SLICER_PYTHON_58 ?= $(call find_python,3.9)
+SLICER_PINS_58 ?= numpy==1.26.4 pydicom==2.4.4 SimpleITK==2.3.1
+SLICER_PYTHON_510 ?= $(call find_python,3.12)
+SLICER_PINS_510 ?= numpy==2.0.2 pydicom==2.4.4 SimpleITK==2.5.2
 
 .PHONY: demo test test-slicer-stack bench venv system-deps clean
+.PRECIOUS: .venv-slicer%/.installed
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,18 +50,20 @@ test: venv system-deps
 	$(BIN)/python -m pytest
 	$(MAKE) test-slicer-stack
 
-$(SLICER_VENV)/.installed: pyproject.toml
-	@test -n "$(SLICER_PYTHON)" || { echo "Python 3.9 (3D Slicer 5.8's) not found: set SLICER_PYTHON=/path/to/python3.9"; exit 1; }
-	$(SLICER_PYTHON) -m venv $(SLICER_VENV)
-	$(SLICER_VENV)/bin/python -m pip install -q --upgrade pip
-	$(SLICER_VENV)/bin/python -m pip install -q $(SLICER_PINS) "pytest>=7.4" "hypothesis>=6.80" "nibabel>=5.0" "dcm2niix>=1.0.20230411"
-	$(SLICER_VENV)/bin/python -m pip install -q --no-deps -e .
+.venv-slicer%/.installed: pyproject.toml
+	@test -n "$(SLICER_PYTHON_$*)" || { echo "the Python of Slicer stack $* not found: set SLICER_PYTHON_$*=/path/to/python"; exit 1; }
+	$(SLICER_PYTHON_$*) -m venv .venv-slicer$*
+	.venv-slicer$*/bin/python -m pip install -q --upgrade pip
+	.venv-slicer$*/bin/python -m pip install -q $(SLICER_PINS_$*) "pytest>=7.4" "hypothesis>=6.80" "nibabel>=5.0" "dcm2niix>=1.0.20230411"
+	.venv-slicer$*/bin/python -m pip install -q --no-deps -e .
 	touch $@
 
-# The logic tests on Slicer 5.8's stack (the MRML bridge and the Qt widget need slicer-core and PySide6: main stack only).
-test-slicer-stack: $(SLICER_VENV)/.installed system-deps
-	$(SLICER_VENV)/bin/python -c "import sys, numpy, pydicom, SimpleITK; print('Slicer 5.8 stack: Python', sys.version.split()[0], 'numpy', numpy.__version__, 'pydicom', pydicom.__version__, 'SimpleITK', SimpleITK.Version_VersionString())"
-	$(SLICER_VENV)/bin/python -m pytest -p no:cacheprovider --ignore=Testing/test_slicer_bridge.py --ignore=Testing/test_slicer_module.py -k "not slicer"
+# The logic tests on each Slicer stack (the MRML bridge and the Qt widget need slicer-core and PySide6: main stack only).
+test-slicer-stack: $(foreach s,$(SLICER_STACKS),.venv-slicer$(s)/.installed) system-deps
+	@for s in $(SLICER_STACKS); do \
+	  .venv-slicer$$s/bin/python -c "import sys, numpy, pydicom, SimpleITK; print('Slicer stack $$s: Python', sys.version.split()[0], 'numpy', numpy.__version__, 'pydicom', pydicom.__version__, 'SimpleITK', SimpleITK.Version_VersionString())" && \
+	  .venv-slicer$$s/bin/python -m pytest -p no:cacheprovider --ignore=Testing/test_slicer_bridge.py --ignore=Testing/test_slicer_module.py -k "not slicer" || exit 1; \
+	done
 
 # Benchmarks are scripts, not tests: each runs Visceral and its peers side by side and prints a table.
 bench: venv
@@ -65,4 +72,4 @@ bench: venv
 	@for f in bench/[a-z]*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(SLICER_VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .venv-slicer* .pytest_cache .hypothesis build *.egg-info
