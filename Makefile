@@ -53,7 +53,6 @@ test: venv system-deps
 .venv-slicer%/.installed: pyproject.toml
 	@test -n "$(SLICER_PYTHON_$*)" || { echo "the Python of Slicer stack $* not found: set SLICER_PYTHON_$*=/path/to/python"; exit 1; }
 	$(SLICER_PYTHON_$*) -m venv .venv-slicer$*
-	.venv-slicer$*/bin/python -m pip install -q --upgrade pip
 	.venv-slicer$*/bin/python -m pip install -q $(SLICER_PINS_$*) "pytest>=7.4" "hypothesis>=6.80" "nibabel>=5.0" "dcm2niix>=1.0.20230411"
 	.venv-slicer$*/bin/python -m pip install -q --no-deps -e .
 	touch $@

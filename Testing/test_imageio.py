@@ -88,6 +88,36 @@ def test_a_volume_compressed_in_parallel_blocks_reads_the_same_everywhere(tmp_pa
     np.testing.assert_array_equal(read_nifti_voxels(path), array)
 
 
+def test_runs_of_zeros_are_written_once_compressed_and_read_the_same_everywhere(tmp_path: Path, monkeypatch) -> None:
+    """A label volume's background (runs of zero bytes, whatever their length and alignment) goes out as
+    members compressed once per run length; every reader sees the same voxels, and a second write is
+    byte-identical."""
+    import gzip
+
+    import visceral.imageio as imageio
+    from visceral.conventions.frames import ImageGeometry
+
+    monkeypatch.setattr(imageio, "GZIP_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(imageio, "ZERO_UNIT_BYTES", 256)
+    monkeypatch.setattr(imageio, "_ZERO_MEMBERS", {})
+    array = np.zeros((11, 20, 30), np.uint16)
+    array[2, 3:7, 5:9] = 58
+    array[5:7, 10:12, :] = 86
+    array[10, 19, 29] = 29662  # the very last voxel
+    geometry = ImageGeometry((30, 20, 11), (0.7, 0.8, 2.5), (-10.0, 5.0, 30.0), ((1, 0, 0), (0, 1, 0), (0, 0, 1)))
+    path = write_volume(tmp_path / "labels.nii.gz", array, geometry)
+    assert imageio._ZERO_MEMBERS  # zero runs were recognized
+    data = path.read_bytes()
+    np.testing.assert_array_equal(np.frombuffer(gzip.decompress(data)[352:], dtype="<u2").reshape(array.shape), array)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), array)
+    np.testing.assert_array_equal(read_nifti_voxels(path), array)
+    nibabel = pytest.importorskip("nibabel")
+    np.testing.assert_array_equal(np.asarray(nibabel.load(str(path)).dataobj).transpose(2, 1, 0), array)
+    assert write_volume(tmp_path / "again.nii.gz", array, geometry).read_bytes() == data
+    empty = write_volume(tmp_path / "empty.nii.gz", np.zeros_like(array), geometry)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(empty))), 0)
+
+
 def test_slicer_reads_a_volume_compressed_in_parallel_blocks(tmp_path: Path, monkeypatch) -> None:
     """3D Slicer's own storage node (slicer-core: the real MRML library) reads the multi-member file."""
     import visceral.imageio as imageio

@@ -20,7 +20,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Deque, Iterator, List, Optional, Tuple
+from typing import BinaryIO, Deque, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -145,18 +145,65 @@ def _chunks(head: bytes, array: np.ndarray, dtype: np.dtype) -> Iterator[bytes]:
 
 
 def _write_gzip_members(handle: BinaryIO, chunks: Iterator[bytes], level: int) -> None:
-    """gzip the blocks on every core (zlib releases the GIL), one gzip member each, written in order
-    while the next ones compress: a multi-member gzip file, which gzip readers (zlib's gzread in ITK
-    and 3D Slicer, Python's gzip, nibabel) read as one stream."""
+    """gzip the blocks on every core (zlib releases the GIL), written in order while the next ones
+    compress: a multi-member gzip file, which gzip readers (zlib's gzread in ITK and 3D Slicer,
+    Python's gzip, nibabel) read as one stream."""
     workers = max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: Deque = deque()
         for chunk in chunks:
-            pending.append(pool.submit(gzip.compress, chunk, level, mtime=0))
+            pending.append(pool.submit(_gzip_block, chunk, level))
             if len(pending) > workers:
                 handle.write(pending.popleft().result())
         while pending:
             handle.write(pending.popleft().result())
+
+
+def _gzip_block(chunk, level: int) -> bytes:
+    """A block as gzip members: one per run of data, and for each run of zero bytes (the background
+    of a label volume) the member compressed once per run length (:func:`_zero_member`)."""
+    return b"".join(_zero_member(units, level) if units else gzip.compress(piece, level, mtime=0) for units, piece in _zero_runs(chunk))
+
+
+#: Size of the runs of zero bytes the writer recognizes (a run is a whole number of these, aligned in its block).
+ZERO_UNIT_BYTES = 8 << 10
+_ZERO_MEMBERS: Dict[Tuple[int, int], bytes] = {}
+
+
+def _zero_member(units: int, level: int) -> bytes:
+    """gzip members holding ``units`` x :data:`ZERO_UNIT_BYTES` zero bytes: one member per power of two
+    in ``units``, each compressed once per process and level."""
+    members = []
+    bit = 1
+    while bit <= units:
+        if units & bit:
+            member = _ZERO_MEMBERS.get((bit, level))
+            if member is None:
+                member = _ZERO_MEMBERS[(bit, level)] = gzip.compress(bytes(bit * ZERO_UNIT_BYTES), level, mtime=0)
+            members.append(member)
+        bit <<= 1
+    return b"".join(members)
+
+
+def _zero_runs(chunk) -> Iterator[Tuple[int, memoryview]]:
+    """A block as consecutive pieces: ``(n, empty)`` for ``n`` units of zero bytes, ``(0, bytes)`` for the rest."""
+    view = memoryview(chunk).cast("B")
+    whole = len(view) // ZERO_UNIT_BYTES
+    if whole == 0:
+        yield 0, view
+        return
+    nonzero = np.frombuffer(view[:whole * ZERO_UNIT_BYTES], dtype=np.uint64).reshape(whole, -1).any(axis=1)
+    edges = np.flatnonzero(np.diff(nonzero.astype(np.int8))) + 1
+    start = 0
+    for end in [*edges.tolist(), whole]:
+        if nonzero[start]:
+            stop = len(view) if end == whole else end * ZERO_UNIT_BYTES  # the tail goes with data
+            yield 0, view[start * ZERO_UNIT_BYTES:stop]
+        else:
+            yield end - start, view[:0]
+            if end == whole and len(view) > whole * ZERO_UNIT_BYTES:
+                yield 0, view[whole * ZERO_UNIT_BYTES:]
+        start = end
 
 
 _DTYPE_CODES = {"u1": (2, 8), "i2": (4, 16), "i4": (8, 32), "f4": (16, 32), "f8": (64, 64), "i1": (256, 8),

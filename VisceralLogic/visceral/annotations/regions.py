@@ -205,6 +205,7 @@ class LabelVolumeBuilder:
         self._names = {v: n for n, v in self._values.items()}
         self.labels = np.zeros(tuple(reversed(geometry.shape)), dtype=smallest_label_dtype(max(self._values.values(), default=0)))
         self._overlaps: Dict[Tuple[str, str], int] = {}
+        self._boxes: List[Tuple[Tuple[int, int], ...]] = []
 
     def add(self, structure: str, crop: np.ndarray, start_kji: Sequence[int]) -> int:
         """Paint a box of ``structure`` (boolean ``crop`` ``[k, j, i]`` whose first voxel is ``start_kji``
@@ -215,13 +216,21 @@ class LabelVolumeBuilder:
         dk, dj, di = crop.shape
         if min(k, j, i) < 0 or k + dk > self.labels.shape[0] or j + dj > self.labels.shape[1] or i + di > self.labels.shape[2]:
             raise GridMismatchError(f"{name}: a box at {tuple(start_kji)} of {crop.shape} voxels leaves the grid {self.labels.shape}")
-        region = self.labels[k:k + dk, j:j + dj, i:i + di]
         mask = np.asarray(crop, dtype=bool)
-        taken = region[mask]
-        for other in np.unique(taken[taken != 0]).tolist():
-            pair = (self._names[int(other)], name)
-            self._overlaps[pair] = self._overlaps.get(pair, 0) + int(np.count_nonzero(taken == other))
-        region[mask] = value
+        box = ((k, k + dk), (j, j + dj), (i, i + di))
+        meets = [[(max(a[0], b[0]), min(a[1], b[1])) for a, b in zip(box, earlier)] for earlier in self._boxes]
+        meets = [common for common in meets if all(lo < hi for lo, hi in common)]
+        if meets:  # overlaps can only lie where this box meets earlier ones: look in the hull of those places
+            hull = [(min(c[axis][0] for c in meets), max(c[axis][1] for c in meets)) for axis in range(3)]
+            here = self.labels[tuple(slice(lo, hi) for lo, hi in hull)]
+            clash = np.logical_and(here != 0, mask[tuple(slice(lo - b[0], hi - b[0]) for (lo, hi), b in zip(hull, box))])
+            if clash.any():
+                taken = here[clash]
+                for other in np.unique(taken).tolist():
+                    pair = (self._names[int(other)], name)
+                    self._overlaps[pair] = self._overlaps.get(pair, 0) + int(np.count_nonzero(taken == other))
+        np.copyto(self.labels[k:k + dk, j:j + dj, i:i + di], value, where=mask)
+        self._boxes.append(box)
         return int(np.count_nonzero(mask))
 
     def write(self, volume_path: PathLike, overwrite: bool = True) -> LabelTable:
