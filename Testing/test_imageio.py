@@ -133,3 +133,13 @@ def test_slicer_reads_a_volume_compressed_in_parallel_blocks(tmp_path: Path, mon
 
     volume = read_with_slicer(path)
     np.testing.assert_array_equal(arrayFromVolume(volume), array)
+
+
+def test_an_axis_longer_than_nifti1_holds_is_refused_clearly(tmp_path: Path) -> None:
+    from visceral.conventions.frames import ImageGeometry
+    from visceral.errors import GeometryError
+
+    geometry = ImageGeometry((40000, 1, 1), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), ((1, 0, 0), (0, 1, 0), (0, 0, 1)))
+    with pytest.raises(GeometryError, match="at most 32767 voxels"):
+        write_volume(tmp_path / "long.nii.gz", np.zeros((1, 1, 40000), np.uint8), geometry)
+    assert not list(tmp_path.iterdir())

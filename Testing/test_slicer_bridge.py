@@ -250,3 +250,119 @@ def test_a_segment_on_a_finer_grid_is_resampled_with_a_warning(tmp_path: Path) -
     segmentation.GetSegmentation().GetNthSegment(0).SetName("liver")
     result = MRMLBridge.exportSegmentation(segmentation, volume, str(tmp_path / "out"), Scenarios.REGION)
     assert any("27 voxels of its own grid became" in w for w in result.warnings), result.warnings
+
+
+def _translation(scene, node, ijk_shift, volume):
+    """Put ``node`` under a linear transform moving it by ``ijk_shift`` voxels of ``volume``'s grid."""
+    import numpy as np
+    import vtk
+
+    grid = MRMLBridge.geometryFromVolumeNode(volume)
+    shift = grid.ijk_to_ras_matrix()[:3, :3] @ np.asarray(ijk_shift, float)
+    transform = slicer.vtkMRMLLinearTransformNode()
+    scene.AddNode(transform)
+    matrix = vtk.vtkMatrix4x4()
+    for axis in range(3):
+        matrix.SetElement(axis, 3, float(shift[axis]))
+    transform.SetMatrixTransformToParent(matrix)
+    node.SetAndObserveTransformNodeID(transform.GetID())
+
+
+def test_transforms_count_when_a_segment_leaves_or_enters_the_reference(tmp_path: Path) -> None:
+    """Voxels a transform moves out of the reference image are refused with their count, whether the
+    segmentation or the reference volume is transformed; a segment moved within the image is exported where it was moved."""
+    import numpy as np
+
+    from visceral.imageio import read_volume
+
+    masks = Scenarios.structures()
+    edge = masks["spleen"]  # reaches i = 12 of 14: two voxels from the last face
+    per_row = int(edge[:, :, 12].sum())
+    for moved in ("segmentation", "reference", "inside"):
+        (tmp_path / moved).mkdir()
+    for moved in ("segmentation", "reference"):
+        scene = Scenarios.newScene()
+        volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path / moved)))
+        segmentation = Scenarios.segmentationFromMasks(scene, volume, {"spleen": edge}, ["spleen"])
+        node, sign = (segmentation, 1) if moved == "segmentation" else (volume, -1)
+        _translation(scene, node, (sign * 2, 0, 0), volume)
+        with pytest.raises(Exception, match=f"spleen: {per_row} voxels"):
+            MRMLBridge.exportSegmentation(segmentation, volume, str(tmp_path / moved / "out"), Scenarios.REGION)
+
+    scene = Scenarios.newScene()
+    volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path / "inside")))
+    segmentation = Scenarios.segmentationFromMasks(scene, volume, {"spleen": edge}, ["spleen"])
+    _translation(scene, segmentation, (-2, 0, 0), volume)  # moved two voxels inwards: every voxel stays
+    MRMLBridge.exportSegmentation(segmentation, volume, str(tmp_path / "inside" / "out"), Scenarios.REGION)
+    labels = read_volume(str(tmp_path / "inside" / "out" / Scenarios.REGION.format()))[0]
+    np.testing.assert_array_equal(labels != 0, np.roll(edge, -2, axis=2))
+
+
+def test_a_mirrored_reference_volume_is_refused(tmp_path: Path) -> None:
+    """A mirror hardened on the reference keeps its set of corners but shows every voxel on the other side."""
+    import vtk
+
+    scene = Scenarios.newScene()
+    volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path)))
+    grid = MRMLBridge.geometryFromVolumeNode(volume)
+    centre = grid.index_to_world([[(n - 1) / 2 for n in grid.shape]], "RAS")[0]
+    transform = slicer.vtkMRMLLinearTransformNode()
+    scene.AddNode(transform)
+    matrix = vtk.vtkMatrix4x4()
+    axis = grid.ijk_to_ras_matrix()[:3, 0] / grid.spacing_mm[0]  # mirror along the i axis through the centre
+    for r in range(3):
+        for c in range(3):
+            matrix.SetElement(r, c, float((r == c) - 2 * axis[r] * axis[c]))
+        matrix.SetElement(r, 3, float(2 * axis[r] * (axis @ centre)))
+    transform.SetMatrixTransformToParent(matrix)
+    volume.SetAndObserveTransformNodeID(transform.GetID())
+    slicer.vtkSlicerTransformLogic().hardenTransform(volume) if hasattr(slicer, "vtkSlicerTransformLogic") else volume.HardenTransform()
+    segmentation = Scenarios.segmentationFromMasks(scene, volume, {"liver": Scenarios.structures()["liver"]}, ["liver"])
+    with pytest.raises(Exception, match="no longer stands where its file puts it"):
+        MRMLBridge.exportSegmentation(segmentation, volume, str(tmp_path / "out"), Scenarios.REGION)
+
+
+def test_any_resampling_is_reported_even_without_a_change_of_volume(tmp_path: Path) -> None:
+    """A segment on a lattice shifted by a fraction of a voxel is resampled by Slicer: always said."""
+    scene = Scenarios.newScene()
+    volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path)))
+    segmentation = Scenarios.segmentationFromMasks(scene, volume, {"liver": Scenarios.structures()["liver"]}, ["liver"])
+    _translation(scene, segmentation, (0.4, 0, 0), volume)
+    result = MRMLBridge.exportSegmentation(segmentation, volume, str(tmp_path / "out"), Scenarios.REGION)
+    assert any("'liver' is not on the reference image's voxel lattice: resampled" in w for w in result.warnings), result.warnings
+
+
+def test_a_segment_held_as_a_closed_surface_is_exported_as_slicer_exports_it(tmp_path: Path) -> None:
+    """A model or an RT structure arrives as a closed surface only: it is converted to voxels, not called empty."""
+    import vtk
+
+    from visceral.imageio import read_volume
+
+    scene = Scenarios.newScene()
+    volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path)))
+    grid = MRMLBridge.geometryFromVolumeNode(volume)
+    sphere = vtk.vtkSphereSource()
+    sphere.SetCenter(*grid.index_to_world([[7, 6, 4]], "RAS")[0])
+    sphere.SetRadius(4.0)
+    sphere.SetThetaResolution(40)
+    sphere.SetPhiResolution(40)
+    sphere.Update()
+
+    def surface_segmentation():
+        segmentation = slicer.vtkMRMLSegmentationNode()
+        scene.AddNode(segmentation)
+        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+        segmentation.GetSegmentation().SetSourceRepresentationName("Closed surface")
+        return segmentation, segmentation.AddSegmentFromClosedSurfaceRepresentation(sphere.GetOutput(), "liver", [1.0, 0.0, 0.0])
+
+    theirs, segment_id = surface_segmentation()
+    ids = vtk.vtkStringArray()
+    ids.InsertNextValue(segment_id)
+    labelmap = slicer.vtkMRMLLabelMapVolumeNode()
+    scene.AddNode(labelmap)
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(theirs, ids, labelmap, volume)
+    expected = int((MRMLBridge.arrayFromVolumeNode(labelmap) != 0).sum())
+    ours, _ = surface_segmentation()
+    MRMLBridge.exportSegmentation(ours, volume, str(tmp_path / "out"), Scenarios.REGION)
+    labels = read_volume(str(tmp_path / "out" / Scenarios.REGION.format()))[0]
+    assert expected > 0 and int((labels != 0).sum()) == expected

@@ -84,6 +84,9 @@ def read_volume(path: PathLike) -> Tuple[np.ndarray, ImageGeometry]:
     return values, geometry
 
 
+#: The longest axis a NIfTI-1 header can hold (``dim`` is a signed 16-bit number).
+NIFTI1_MAX_AXIS = 32767
+
 #: gzip level of written volumes: 1 compresses a CT about 4x faster than zlib's default 6 for files
 #: about 10 % larger (measured in bench/convert.py); decompression speed is the same.
 GZIP_LEVEL = 1
@@ -101,6 +104,8 @@ def write_volume(path: PathLike, array: np.ndarray, geometry: ImageGeometry, com
     expected = tuple(reversed(geometry.shape))
     if array.shape != expected:
         raise GeometryError(f"array shape {array.shape} (k, j, i) does not match the grid {geometry.shape} (i, j, k)")
+    if max(geometry.shape) > NIFTI1_MAX_AXIS:
+        raise GeometryError(f"grid {geometry.shape}: NIfTI-1 holds at most {NIFTI1_MAX_AXIS} voxels along an axis")
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
     dtype = array.dtype.newbyteorder("<")

@@ -33,7 +33,7 @@ from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from visceral.annotations import export_landmarks, export_uncertainty_volumes, import_landmarks
 from visceral.annotations.regions import LabelVolumeBuilder
 from visceral.annotations.regions import read_region_annotation, read_uncertainty_volume
-from visceral.conventions.frames import ImageGeometry, corner_indices
+from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.labels import Structure, StructureRegistry, default_registry
 from visceral.conventions.landmarks import read_landmarks, write_landmarks
 from visceral.conventions.names import FileKind, VisceralName, parse_name
@@ -197,7 +197,7 @@ def segmentMasks(segmentationNode, segmentIDs: Sequence[str], referenceVolumeNod
             masks[segment_id] = arrayFromVolumeNode(labelmap) != 0
         finally:
             scene.RemoveNode(labelmap)
-        outside[segment_id] = _voxelsOutside(segmentationNode, segment_id, reference)
+        outside[segment_id] = _voxelsOutside(segmentationNode, segment_id, referenceVolumeNode, reference)
     return masks, outside
 
 
@@ -226,9 +226,10 @@ def segmentCrop(segmentationNode, segmentID: str, referenceVolumeNode) -> Option
     image.GetImageToWorldMatrix(m)
     r = vtk.vtkMatrix4x4()
     referenceVolumeNode.GetIJKToRASMatrix(r)
-    if segmentationNode.GetParentTransformNode() is not None or referenceVolumeNode.GetParentTransformNode() is not None:
-        return None
-    if not np.allclose(matrixToNumpy(m), matrixToNumpy(r), atol=1e-6):
+    to_reference = _segmentationToReference(segmentationNode, referenceVolumeNode)
+    if to_reference is None:
+        return None  # a non-linear transform: Slicer resamples
+    if not np.allclose(to_reference @ matrixToNumpy(m), matrixToNumpy(r), atol=1e-6):
         return None  # another lattice
     size = (extent[5] - extent[4] + 1, extent[3] - extent[2] + 1, extent[1] - extent[0] + 1)
     values = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(size) != 0
@@ -251,8 +252,9 @@ def segmentCrop(segmentationNode, segmentID: str, referenceVolumeNode) -> Option
     return SegmentCrop(np.ascontiguousarray(mask), start, outside)  # type: ignore[arg-type]
 
 
-def _voxelsOutside(segmentationNode, segmentID: str, reference: ImageGeometry) -> int:
-    """Voxels of a segment (its own labelmap, any lattice) whose centres lie outside the reference grid."""
+def _voxelsOutside(segmentationNode, segmentID: str, referenceVolumeNode, reference: ImageGeometry) -> int:
+    """Voxels of a segment (its own labelmap, any lattice, moved by the transforms between the two
+    nodes) whose centres lie outside the reference volume's grid ``reference``."""
     image = slicer.vtkOrientedImageData()
     segmentationNode.GetBinaryLabelmapRepresentation(segmentID, image)
     extent = image.GetExtent()
@@ -266,8 +268,15 @@ def _voxelsOutside(segmentationNode, segmentID: str, reference: ImageGeometry) -
     ijk = np.column_stack([i + extent[0], j + extent[2], k + extent[4]]).astype(float)
     m = vtk.vtkMatrix4x4()
     image.GetImageToWorldMatrix(m)
-    world = ijk @ matrixToNumpy(m)[:3, :3].T + matrixToNumpy(m)[:3, 3]
-    return int(np.count_nonzero(~reference.contains_index(reference.world_to_index(world, "RAS"), 0.5)))
+    local = ijk @ matrixToNumpy(m)[:3, :3].T + matrixToNumpy(m)[:3, 3]  # the segmentation node's own frame
+    to_reference = _segmentationToReference(segmentationNode, referenceVolumeNode)
+    if to_reference is not None:
+        points = local @ to_reference[:3, :3].T + to_reference[:3, 3]
+    else:
+        transform = vtk.vtkGeneralTransform()
+        slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(segmentationNode.GetParentTransformNode(), referenceVolumeNode.GetParentTransformNode(), transform)
+        points = np.array([transform.TransformPoint(p) for p in local], dtype=float).reshape(-1, 3)
+    return int(np.count_nonzero(~reference.contains_index(reference.world_to_index(points, "RAS"), 0.5)))
 
 
 @dataclass
@@ -280,21 +289,35 @@ class SegmentationExport:
 
 
 def checkFileGrid(referenceVolumeNode) -> ImageGeometry:
-    """The reference volume's file grid, after checking the volume still stands where its file puts it
-    (the same voxels at the same places; Slicer may index k the other way).  A volume moved by a
-    hardened transform would make 'the file's grid' and 'what the user annotated on' two different things.
+    """The reference volume's file grid, after checking the volume still stands where its file puts it:
+    the same voxels at the same places, indexed as Slicer indexes the file when it reads it (the
+    same axes; k reversed for a left-handed grid).  A volume moved or mirrored by a hardened transform
+    would make 'the file's grid' and 'what the user annotated on' two different things.
 
     Raises:
         VisceralError: the volume was moved since it was loaded.
     """
     file_grid = fileGeometry(referenceVolumeNode)
     slicer_grid = geometryFromVolumeNode(referenceVolumeNode)
-    ours = np.array(sorted(map(tuple, np.round(file_grid.index_to_world(corner_indices(file_grid.shape), "RAS"), 3))))
-    theirs = np.array(sorted(map(tuple, np.round(slicer_grid.index_to_world(corner_indices(slicer_grid.shape), "RAS"), 3))))
-    if ours.shape != theirs.shape or np.max(np.abs(ours - theirs)) > 1e-2:
+    as_read = ((0, False), (1, False), (2, bool(np.linalg.det(file_grid.direction) < 0)))
+    mapping = slicer_grid.axis_map(file_grid, tolerance_mm=1e-2)
+    if mapping is not None and mapping != as_read and mapping == ((0, False), (1, False), (2, False)):
+        as_read = mapping  # a left-handed grid Slicer kept as it is
+    if mapping != as_read:
         raise VisceralError(f"the reference volume {referenceVolumeNode.GetName()!r} no longer stands where its file puts it "
                             "(a transform was hardened on it?): reload it before exporting annotations of its file")
     return file_grid
+
+
+def _segmentationToReference(segmentationNode, referenceVolumeNode) -> Optional[np.ndarray]:
+    """The 4x4 matrix from the segmentation node's own frame to the reference volume's own frame (their
+    parent transforms: the segmentation's applied, the reference's undone), or ``None`` when a
+    transform between them is not linear."""
+    m = vtk.vtkMatrix4x4()
+    if not slicer.vtkMRMLTransformNode.GetMatrixTransformBetweenNodes(
+            segmentationNode.GetParentTransformNode(), referenceVolumeNode.GetParentTransformNode(), m):
+        return None
+    return matrixToNumpy(m)
 
 
 def _worldToReference(points, covariances: Sequence[Optional[np.ndarray]], referenceVolumeNode) -> Tuple[np.ndarray, List[Optional[np.ndarray]]]:
@@ -349,6 +372,8 @@ def exportSegmentation(
         raise VisceralError("the segmentation has no segments")
     file_grid = checkFileGrid(referenceVolumeNode)
     slicer_grid = geometryFromVolumeNode(referenceVolumeNode)
+    if not segmentationNode.GetSegmentation().ContainsRepresentation(slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()):
+        segmentationNode.CreateBinaryLabelmapRepresentation()  # segments held as surfaces only: voxels first, as Slicer's own export does
     crops, warnings = _segmentCrops(segmentationNode, mapping, referenceVolumeNode, slicer_grid)
     beyond = {mapping.structures[s].name: c.outside for s, c in crops.items() if c.outside > 0}
     if beyond:
@@ -379,8 +404,8 @@ def exportSegmentation(
 
 def _segmentCrops(segmentationNode, mapping: SegmentMapping, referenceVolumeNode, slicer_grid: ImageGeometry) -> Tuple[Dict[str, SegmentCrop], List[str]]:
     """Every mapped segment as a box of the reference lattice: taken as it is where the segment lies on
-    that lattice (the usual case: no export at all), else exported by Slicer onto it (resampled, with a
-    warning when the segment's volume changes by more than 10 %)."""
+    that lattice (the usual case: no export at all), else exported by Slicer onto it (resampled, always
+    with a warning that names the segment and its change of volume)."""
     crops: Dict[str, SegmentCrop] = {}
     warnings: List[str] = []
     for segment_id, structure in mapping.structures.items():
@@ -398,9 +423,10 @@ def _segmentCrops(segmentationNode, mapping: SegmentMapping, referenceVolumeNode
             own, own_volume = _ownVoxels(segmentationNode, segment_id)
             ref_volume = float(np.prod(slicer_grid.spacing_mm))
             got = int(np.count_nonzero(crop.mask))
-            if own and abs(own * own_volume - got * ref_volume) > 0.1 * own * own_volume:
-                warnings.append(f"segment {structure.name!r}: {own} voxels of its own grid became {got} on the reference "
-                                "image's grid (resampled; its volume changed by more than 10 %)")
+            if own:
+                change = 100.0 * (got * ref_volume - own * own_volume) / (own * own_volume)
+                warnings.append(f"segment {structure.name!r} is not on the reference image's voxel lattice: resampled, "
+                                f"{own} voxels of its own grid became {got} (volume {change:+.0f} %)")
         crops[segment_id] = crop
     return crops, warnings
 
