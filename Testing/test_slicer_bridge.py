@@ -185,8 +185,6 @@ def test_probability_maps_export_as_uncertainty_volumes_and_load_back(tmp_path: 
     structure's uncertainty volume, and an exported ..._label58_2.nii.gz loads back (it once failed
     looking for a .csv)."""
     import numpy as np
-    import vtk
-    from vtk.util.numpy_support import numpy_to_vtk
 
     scene = Scenarios.newScene()
     volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path)))
@@ -195,16 +193,8 @@ def test_probability_maps_export_as_uncertainty_volumes_and_load_back(tmp_path: 
     probability = rng.uniform(0, 1, size=tuple(reversed(grid.shape))).astype(np.float32)
 
     def scalar(name: str, values) -> "slicer.vtkMRMLScalarVolumeNode":
-        node = slicer.vtkMRMLScalarVolumeNode()
+        node = MRMLBridge.volumeOnReference(scene, slicer.vtkMRMLScalarVolumeNode(), values, volume)
         node.SetName(name)
-        scene.AddNode(node)
-        image = vtk.vtkImageData()
-        image.SetDimensions(*grid.shape)
-        image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(values).ravel(), deep=True))
-        node.SetAndObserveImageData(image)
-        m = vtk.vtkMatrix4x4()
-        volume.GetIJKToRASMatrix(m)
-        node.SetIJKToRASMatrix(m)
         return node
 
     liver = scalar("Liver", probability)

@@ -496,16 +496,8 @@ def importProbabilityMap(scene, path: str, referenceVolumeNode, registry: Option
     structure, values, grid = read_uncertainty_volume(path, fileGeometry(referenceVolumeNode), registry)
     slicer_grid = geometryFromVolumeNode(referenceVolumeNode)
     values = slicer_grid.array_from(values, grid)
-    node = slicer.vtkMRMLScalarVolumeNode()
+    node = volumeOnReference(scene, slicer.vtkMRMLScalarVolumeNode(), values.astype(np.float32, copy=False), referenceVolumeNode)
     node.SetName(f"{structure} (probability, annotator {name.annotator})")
-    scene.AddNode(node)
-    image = vtk.vtkImageData()
-    image.SetDimensions(*slicer_grid.shape)
-    image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(values, dtype=np.float32).ravel(), deep=True))
-    node.SetAndObserveImageData(image)
-    m = vtk.vtkMatrix4x4()
-    referenceVolumeNode.GetIJKToRASMatrix(m)
-    node.SetIJKToRASMatrix(m)
     node.SetAttribute(ATTRIBUTE_STRUCTURE, structure)
     return node
 
@@ -513,12 +505,17 @@ def importProbabilityMap(scene, path: str, referenceVolumeNode, registry: Option
 def labelmapNode(scene, labels: np.ndarray, referenceVolumeNode) -> "slicer.vtkMRMLLabelMapVolumeNode":
     """A label map node holding ``labels`` (``[k, j, i]`` on the reference volume's Slicer grid) on the
     reference volume's lattice; the caller removes it from the scene when done."""
-    node = slicer.vtkMRMLLabelMapVolumeNode()
+    scalars = labels.astype(np.uint16) if labels.dtype == np.bool_ or labels.dtype.kind in "iu" and labels.max(initial=0) < 65536 else labels
+    return volumeOnReference(scene, slicer.vtkMRMLLabelMapVolumeNode(), scalars, referenceVolumeNode)
+
+
+def volumeOnReference(scene, node, values: np.ndarray, referenceVolumeNode):
+    """``node`` (a volume node of any kind) added to ``scene`` holding ``values`` (``[k, j, i]`` on the
+    reference volume's Slicer grid, copied) on the reference volume's lattice."""
     scene.AddNode(node)
     image = vtk.vtkImageData()
     image.SetDimensions(*geometryFromVolumeNode(referenceVolumeNode).shape)
-    scalars = labels.astype(np.uint16) if labels.dtype == np.bool_ or labels.dtype.kind in "iu" and labels.max(initial=0) < 65536 else labels
-    image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(scalars).ravel(), deep=True))
+    image.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(values).ravel(), deep=True))
     node.SetAndObserveImageData(image)
     m = vtk.vtkMatrix4x4()
     referenceVolumeNode.GetIJKToRASMatrix(m)
