@@ -166,7 +166,7 @@ def _write_gzip_members(handle: BinaryIO, chunks: Iterator[bytes], level: int) -
 
 def _gzip_block(chunk, level: int) -> bytes:
     """A block as gzip members: one per run of data, and for each run of zero bytes (the background
-    of a label volume) the member compressed once per run length (:func:`_zero_member`)."""
+    of a label volume) members compressed once per process (:func:`_zero_member`)."""
     return b"".join(_zero_member(units, level) if units else gzip.compress(piece, level, mtime=0) for units, piece in _zero_runs(chunk))
 
 

@@ -210,6 +210,18 @@ class SegmentCrop:
     start_kji: Tuple[int, int, int]
     outside: int
 
+    @classmethod
+    def around(cls, mask: np.ndarray, start_kji: Sequence[int], outside: int) -> "SegmentCrop":
+        """The crop of the box ``mask`` (first voxel at ``start_kji``) down to the voxels it fills
+        (an empty crop when it fills none)."""
+        spans = [np.flatnonzero(mask.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1))]
+        if spans[0].size == 0:
+            return cls(np.zeros((0, 0, 0), dtype=bool), (0, 0, 0), outside)
+        lo = [int(span[0]) for span in spans]
+        hi = [int(span[-1]) + 1 for span in spans]
+        start = tuple(int(s) + n for s, n in zip(start_kji, lo))
+        return cls(np.ascontiguousarray(mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]), start, outside)  # type: ignore[arg-type]
+
 
 def segmentCrop(segmentationNode, segmentID: str, referenceVolumeNode) -> Optional[SegmentCrop]:
     """The segment's own binary labelmap as a box of the reference volume's lattice -- no whole-grid
@@ -221,7 +233,7 @@ def segmentCrop(segmentationNode, segmentID: str, referenceVolumeNode) -> Option
     reference = geometryFromVolumeNode(referenceVolumeNode)
     dims = reference.shape
     if extent[1] < extent[0] or image.GetPointData().GetScalars() is None:
-        return SegmentCrop(np.zeros((0, 0, 0), dtype=bool), (0, 0, 0), 0)
+        return SegmentCrop.around(np.zeros((0, 0, 0), dtype=bool), (0, 0, 0), 0)
     m = vtk.vtkMatrix4x4()
     image.GetImageToWorldMatrix(m)
     r = vtk.vtkMatrix4x4()
@@ -238,18 +250,11 @@ def segmentCrop(segmentationNode, segmentID: str, referenceVolumeNode) -> Option
     inside_lo = np.maximum(lo, 0)
     inside_hi = np.minimum(hi, np.array([dims[2], dims[1], dims[0]]))
     if np.any(inside_hi <= inside_lo):
-        return SegmentCrop(np.zeros((0, 0, 0), dtype=bool), (0, 0, 0), int(np.count_nonzero(values)))
+        return SegmentCrop.around(np.zeros((0, 0, 0), dtype=bool), (0, 0, 0), int(np.count_nonzero(values)))
     a, b = inside_lo - lo, inside_hi - lo
     mask = values[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
     outside = int(np.count_nonzero(values)) - int(np.count_nonzero(mask))
-    spans = [np.flatnonzero(mask.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1))]  # the box the segment fills
-    if spans[0].size == 0:
-        return SegmentCrop(np.zeros((0, 0, 0), dtype=bool), (0, 0, 0), outside)
-    box_lo = [int(span[0]) for span in spans]
-    box_hi = [int(span[-1]) + 1 for span in spans]
-    mask = mask[box_lo[0]:box_hi[0], box_lo[1]:box_hi[1], box_lo[2]:box_hi[2]]
-    start = tuple(int(v) for v in inside_lo + np.array(box_lo))
-    return SegmentCrop(np.ascontiguousarray(mask), start, outside)  # type: ignore[arg-type]
+    return SegmentCrop.around(mask, inside_lo.tolist(), outside)
 
 
 def _voxelsOutside(segmentationNode, segmentID: str, referenceVolumeNode, reference: ImageGeometry) -> int:
@@ -299,11 +304,10 @@ def checkFileGrid(referenceVolumeNode) -> ImageGeometry:
     """
     file_grid = fileGeometry(referenceVolumeNode)
     slicer_grid = geometryFromVolumeNode(referenceVolumeNode)
-    as_read = ((0, False), (1, False), (2, bool(np.linalg.det(file_grid.direction) < 0)))
-    mapping = slicer_grid.axis_map(file_grid, tolerance_mm=1e-2)
-    if mapping is not None and mapping != as_read and mapping == ((0, False), (1, False), (2, False)):
-        as_read = mapping  # a left-handed grid Slicer kept as it is
-    if mapping != as_read:
+    same_axes = ((0, False), (1, False), (2, False))
+    k_reversed = ((0, False), (1, False), (2, True))
+    accepted = (same_axes, k_reversed) if np.linalg.det(file_grid.direction) < 0 else (same_axes,)
+    if slicer_grid.axis_map(file_grid, tolerance_mm=1e-2) not in accepted:
         raise VisceralError(f"the reference volume {referenceVolumeNode.GetName()!r} no longer stands where its file puts it "
                             "(a transform was hardened on it?): reload it before exporting annotations of its file")
     return file_grid
@@ -412,14 +416,7 @@ def _segmentCrops(segmentationNode, mapping: SegmentMapping, referenceVolumeNode
         crop = segmentCrop(segmentationNode, segment_id, referenceVolumeNode)
         if crop is None:
             masks, outside = segmentMasks(segmentationNode, [segment_id], referenceVolumeNode)
-            mask = masks[segment_id]
-            nonzero = np.nonzero(mask)
-            if nonzero[0].size:
-                lo = [int(ax.min()) for ax in nonzero]
-                hi = [int(ax.max()) + 1 for ax in nonzero]
-                crop = SegmentCrop(np.ascontiguousarray(mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]), tuple(lo), outside[segment_id])
-            else:
-                crop = SegmentCrop(np.zeros((0, 0, 0), dtype=bool), (0, 0, 0), outside[segment_id])
+            crop = SegmentCrop.around(masks[segment_id], (0, 0, 0), outside[segment_id])
             own, own_volume = _ownVoxels(segmentationNode, segment_id)
             ref_volume = float(np.prod(slicer_grid.spacing_mm))
             got = int(np.count_nonzero(crop.mask))

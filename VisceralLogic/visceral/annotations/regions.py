@@ -192,8 +192,10 @@ class LabelVolumeBuilder:
     segmentation holds: each segment only where it is), without a whole-grid mask per structure.
 
     Label values come from the registry for the whole set of structures (known up front, so the
-    label type is chosen once); overlaps are counted as boxes arrive and refuse the volume at
-    :meth:`write`, as :func:`export_region_annotation` does.  Memory: one label array.
+    label type is chosen once); overlaps are counted as boxes arrive, against the label already
+    painted on each voxel (a voxel of three structures counts for the first and second and for the
+    second and third, not for the first and third), and refuse
+    the volume at :meth:`write`, as :func:`export_region_annotation` does.  Memory: one label array.
     """
 
     def __init__(self, structures: Sequence[str], geometry: ImageGeometry, registry: Optional[StructureRegistry] = None,
