@@ -12,6 +12,7 @@ character set.  :func:`identity_forms` lists what must not remain, as bytes, in 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -111,6 +112,13 @@ def plant_identity(src: Path, dst: Path, who: Identity = LATIN) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     write_dicom(ds, str(dst), conform=False)
     return dst
+
+
+def contains(data: bytes, form: bytes) -> bool:
+    """``form`` in ``data``; a number only whole (a new UID's 39 random digits hold any 5 digits)."""
+    if not form.isdigit():
+        return form in data
+    return re.search(rb"(?<![0-9])" + form + rb"(?![0-9])", data) is not None
 
 
 def identity_forms(who: Identity, codec: str = "ascii") -> List[bytes]:

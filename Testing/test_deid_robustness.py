@@ -471,7 +471,7 @@ def test_free_text_issuers_and_institution_uids_do_not_reach_the_release(tmp_pat
     assert got.fate == "released", got
     text = (tmp_path / "out" / got.output).read_bytes()
     for leaked in (b"Meierhofer", b"36000", b"1965-W05", b"UKER", b"erlangen", b"ANNAKOWALSKI", b"LUKASZ"):
-        assert leaked not in text, leaked
+        assert not realworld.contains(text, leaked), leaked
 
 
 def test_a_patient_id_with_and_without_its_issuer_is_one_subject(tmp_path: Path) -> None:
