@@ -1,29 +1,125 @@
-"""Batch work in worker processes, the same way for every batch command.
+"""Batch work, the same way for every batch command, on one machine or on a Dask cluster.
 
-:func:`unordered` runs ``fn`` on every item -- in ``jobs`` worker processes, or in this process
-for one job or one item -- and yields each item with a way to get its outcome as soon as it is
-done, so that callers can count progress and report one item's failure without stopping the
-others.  An interrupt (Ctrl-C) cancels the work not yet started.
+Every batch driver (de-identification, conversion, validation) hands its per-file or per-series work
+to an :class:`Executor` -- small work units (paths and plain records in, result records out) -- and
+gets each item back with a way to get its outcome as soon as it is done, so that it can count
+progress and report one item's failure without stopping the others.  Three executors:
+
+* :class:`SerialExecutor` -- everything in this process, in order (debugging; Slicer's own Python);
+* :class:`ProcessExecutor` -- ``--jobs N`` worker processes on this machine (the default);
+* :class:`DaskExecutor` -- the workers of a Dask distributed cluster: ``--scheduler tcp://HOST:PORT``
+  connects to a running scheduler, ``--scheduler local`` starts a ``LocalCluster`` in this process.
+  Dask is an optional extra (``pip install visceral[dask]``), imported only here and only then.
+
+Workers read and write the shared file system themselves; the drivers' outputs are written
+atomically and are a pure function of the input and the key, so a task that Dask runs again on
+another worker (after its first worker died) writes the same bytes and no half file.  What the
+executor did -- which one, how many workers, tasks, retries, seconds -- is in :meth:`Executor.summary`,
+which each driver copies into its report.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import functools
-from typing import Callable, Iterator, Optional, Sequence, Tuple, TypeVar
+import logging
+import os
+import threading
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, TypeVar, Union
+
+from visceral.errors import VisceralError
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-__all__ = ["unordered"]
+log = logging.getLogger("visceral.parallel")
+
+__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "Execution", "make_executor", "executor_of", "unordered",
+           "execution_line"]
+
+#: Seconds to wait for the first worker of a Dask cluster (``VISCERAL_DASK_WAIT`` overrides it).
+DASK_WORKER_WAIT_S = float(os.environ.get("VISCERAL_DASK_WAIT", "60"))
 
 
-def unordered(fn: Callable[[T], R], items: Sequence[T], jobs: int, initializer: Optional[Callable[..., None]] = None,
-              initargs: tuple = ()) -> Iterator[Tuple[T, Callable[[], R]]]:
-    """``(item, outcome)`` for every item as it finishes; ``outcome()`` returns ``fn(item)`` or raises
-    what it raised.  ``initializer(*initargs)`` runs once in each worker process (or here)."""
-    if jobs > 1 and len(items) > 1:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=initializer, initargs=initargs) as pool:
+@dataclass
+class Execution:
+    """What an executor did, as the reports state it."""
+
+    executor: str
+    workers: int
+    address: str = ""
+    dashboard: str = ""
+    tasks: int = 0
+    #: tasks run again because the worker running them died (Dask only: its scheduler re-runs them)
+    retries: int = 0
+
+    def as_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+class Executor:
+    """Runs ``fn`` on every item of a batch and yields ``(item, outcome)`` as each finishes;
+    ``outcome()`` returns ``fn(item)`` or raises what it raised.  ``setup(*setup_args)`` runs once
+    in each worker before its first item of the batch (or here, for the serial executor)."""
+
+    kind = "serial"
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = max(1, int(workers))
+        self.execution = Execution(self.kind, self.workers)
+
+    def unordered(self, fn: Callable[[T], R], items: Sequence[T], setup: Optional[Callable[..., None]] = None,
+                  setup_args: tuple = ()) -> Iterator[Tuple[T, Callable[[], R]]]:
+        self.execution.tasks += len(items)
+        return self._unordered(fn, items, setup, setup_args)
+
+    def _unordered(self, fn: Callable[[T], R], items: Sequence[T], setup: Optional[Callable[..., None]],
+                   setup_args: tuple) -> Iterator[Tuple[T, Callable[[], R]]]:
+        if setup is not None:
+            setup(*setup_args)
+        for item in items:
+            yield item, functools.partial(fn, item)
+
+    def summary(self, done: int, unit: str, seconds: float) -> Dict[str, Any]:
+        """The report's ``execution`` record: this executor's work so far (cumulative over its
+        batches) and the throughput of ``done`` items (``unit``: "files", "series") in ``seconds``."""
+        record = self.execution.as_dict()
+        record.update({unit: done, "seconds": round(seconds, 3), f"{unit}_per_second": round(done / seconds, 2) if seconds > 0 else 0.0})
+        return record
+
+    def describe(self) -> str:
+        """One line for a person: which executor, how many workers, where."""
+        where = f" at {self.execution.address}" if self.execution.address else ""
+        dashboard = f"; dashboard {self.execution.dashboard}" if self.execution.dashboard else ""
+        return f"{self.kind} executor, {self.workers} worker(s){where}{dashboard}"
+
+    def close(self) -> None:
+        """Release the executor's resources (a Dask client, a local cluster)."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SerialExecutor(Executor):
+    """Every item in this process, in order."""
+
+
+class ProcessExecutor(Executor):
+    """``workers`` worker processes on this machine (a process pool per batch); one item, or one
+    worker, runs here."""
+
+    kind = "processes"
+
+    def _unordered(self, fn, items, setup, setup_args):
+        if self.workers == 1 or len(items) <= 1:
+            yield from super()._unordered(fn, items, setup, setup_args)
+            return
+        with concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, initializer=setup, initargs=setup_args) as pool:
             futures = {pool.submit(fn, item): item for item in items}
             try:
                 for future in concurrent.futures.as_completed(futures):
@@ -32,8 +128,129 @@ def unordered(fn: Callable[[T], R], items: Sequence[T], jobs: int, initializer: 
                 for future in futures:
                     future.cancel()
                 raise
-        return
-    if initializer is not None:
-        initializer(*initargs)
-    for item in items:
-        yield item, functools.partial(fn, item)
+
+
+# --- Dask -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Setup:
+    """A batch's worker setup, sent to every worker once (scattered) and run before its first item."""
+
+    token: str
+    function: Callable[..., None]
+    args: tuple
+
+
+#: In a Dask worker process: the token of the setup that ran last, and the lock that runs one
+#: Visceral task at a time (the drivers' per-process state -- the run, the memo -- is not shared
+#: between threads; Python work holds the GIL anyway, so processes, not threads, give parallelism).
+_WORKER_SETUP: Dict[str, str] = {}
+_WORKER_LOCK = threading.Lock()
+
+
+def _dask_task(fn: Callable[[T], R], setup: Optional[_Setup], item: T) -> R:
+    """One item on a Dask worker: the batch's setup first when this process has not run it yet."""
+    with _WORKER_LOCK:
+        if setup is not None and _WORKER_SETUP.get("token") != setup.token:
+            setup.function(*setup.args)
+            _WORKER_SETUP["token"] = setup.token
+        return fn(item)
+
+
+def _suspicious(keys: Sequence[str], dask_scheduler: Any = None) -> int:
+    """On the scheduler: how often the tasks ``keys`` were lost with a dying worker (and re-run)."""
+    tasks = dask_scheduler.tasks
+    return sum(tasks[key].suspicious for key in keys if key in tasks)
+
+
+class DaskExecutor(Executor):
+    """The workers of a Dask distributed cluster.
+
+    ``scheduler`` is a scheduler address (``tcp://HOST:PORT``: the workers are whoever joined it; they
+    must see the same file system paths and have Visceral installed), or ``"local"`` to start a
+    ``LocalCluster`` of ``workers`` single-threaded worker processes in this process.
+    """
+
+    kind = "dask"
+
+    def __init__(self, scheduler: str, workers: Optional[int] = None) -> None:
+        try:
+            import distributed
+        except ImportError:
+            raise VisceralError("--scheduler needs Dask: install it with  pip install 'visceral[dask]'") from None
+        self._distributed = distributed
+        self._cluster = None
+        try:
+            if scheduler == "local":
+                self._cluster = distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                                                         dashboard_address=":0", silence_logs=logging.ERROR)
+                self._client = distributed.Client(self._cluster)
+            else:
+                self._client = distributed.Client(scheduler, timeout="20s")
+            self._client.wait_for_workers(1, timeout=DASK_WORKER_WAIT_S)
+        except (OSError, TimeoutError, ValueError) as exc:
+            self.close()
+            raise VisceralError(f"{scheduler}: no Dask cluster with a worker to run on ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+        info = self._client.scheduler_info()
+        super().__init__(len(info.get("workers", {})))
+        self.execution.address = str(info.get("address", scheduler))
+        self.execution.dashboard = str(self._client.dashboard_link or "")
+
+    def _unordered(self, fn, items, setup, setup_args):
+        client = self._client
+        self.workers = self.execution.workers = max(self.workers, len(client.scheduler_info().get("workers", {})))
+        shared = None
+        if setup is not None:
+            shared = client.scatter(_Setup(uuid.uuid4().hex, setup, setup_args), broadcast=True, hash=False)
+        batch = uuid.uuid4().hex[:12]
+        name = getattr(fn, "__name__", "task")
+        futures = {client.submit(_dask_task, fn, shared, item, key=f"visceral-{name}-{batch}-{n}", pure=False): item
+                   for n, item in enumerate(items)}
+        try:
+            for future in self._distributed.as_completed(futures):
+                yield futures[future], future.result
+            self.execution.retries += client.run_on_scheduler(_suspicious, [f.key for f in futures])
+        except BaseException:
+            client.cancel(list(futures))
+            raise
+        finally:
+            del futures
+
+    def close(self) -> None:
+        client, cluster = getattr(self, "_client", None), self._cluster
+        self._client = self._cluster = None
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def make_executor(jobs: Optional[int] = None, scheduler: Optional[str] = None) -> Executor:
+    """The executor a command line asks for: Dask with ``scheduler`` (``"local"`` starts a cluster of
+    ``jobs`` workers), else ``jobs`` worker processes (one: serial)."""
+    if scheduler:
+        return DaskExecutor(scheduler, jobs)
+    jobs = os.cpu_count() or 1 if jobs is None else int(jobs)
+    return ProcessExecutor(jobs) if jobs > 1 else SerialExecutor()
+
+
+def executor_of(jobs: Union[int, Executor]) -> Executor:
+    """``jobs`` as an executor: an executor as it is, a number of worker processes as a new one."""
+    return jobs if isinstance(jobs, Executor) else make_executor(max(1, int(jobs)))
+
+
+def unordered(fn: Callable[[T], R], items: Sequence[T], jobs: Union[int, Executor], initializer: Optional[Callable[..., None]] = None,
+              initargs: tuple = ()) -> Iterator[Tuple[T, Callable[[], R]]]:
+    """``(item, outcome)`` for every item as it finishes, on ``jobs`` (an executor, or a number of
+    worker processes); ``initializer(*initargs)`` runs once in each worker (or here)."""
+    return executor_of(jobs).unordered(fn, items, initializer, initargs)
+
+
+def execution_line(record: Dict[str, Any], unit: str) -> str:
+    """A report's ``execution`` record as one line for a person."""
+    if not record:
+        return "executor: (not run)"
+    where = f" at {record['address']}" if record.get("address") else ""
+    return (f"executor: {record['executor']}, {record['workers']} worker(s){where}; {record.get(unit, 0)} {unit} in "
+            f"{record.get('seconds', 0):.1f} s ({record.get(f'{unit}_per_second', 0):.1f} {unit}/s); "
+            f"{record.get('retries', 0)} task(s) re-run after their worker was lost")

@@ -20,9 +20,10 @@ from __future__ import annotations
 import enum
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from visceral.dataset import README_NAME
 from visceral.errors import FileFormatError, InvalidNameError, UnknownStructureError, VisceralError
 from visceral.fileio import TEMP_PREFIX
 from visceral.imageio import read_geometry, read_nifti_header, read_nifti_voxels
-from visceral.parallel import unordered
+from visceral.parallel import Executor, execution_line, executor_of
 from visceral.types import PathLike, Progress
 
 __all__ = ["Severity", "Finding", "ValidationReport", "ValidatorConfig", "ConfigError", "ISSUE_CODES", "load_config", "validate_dataset"]
@@ -113,6 +114,8 @@ class ValidationReport:
     files: int = 0
     images: int = 0
     annotations: int = 0
+    #: which executor ran the voxel checks, its workers, tasks, retries and throughput
+    execution: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def errors(self) -> List[Finding]:
@@ -137,6 +140,7 @@ class ValidationReport:
                 "summary": {"files": self.files, "images": self.images, "annotations": self.annotations,
                             "errors": len(self.errors), "warnings": len(self.warnings)},
                 "findings": [{**asdict(f), "severity": f.severity.value} for f in self.findings],
+                "execution": self.execution,
             },
             indent=2,
         )
@@ -147,6 +151,8 @@ class ValidationReport:
             f"{self.root}: {self.files} files, {self.images} images, {self.annotations} annotations: "
             f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)"
         )
+        if self.execution:
+            lines.append(execution_line(self.execution, "checks"))
         return "\n".join(lines)
 
 
@@ -500,8 +506,8 @@ class _Validator:
                     self.emit("LANDMARK_OUTSIDE_IMAGE", path, f"landmark {lm.landmark_id} at {lm.position_mm} mm is outside the image extent "
                               f"{tuple(round((n - 0.5) * s, 3) for n, s in zip(geometry.shape, geometry.spacing_mm))} mm")
 
-    def run_tasks(self, jobs: int, progress: Optional[Progress]) -> None:
-        for done, (_, outcome) in enumerate(unordered(_run_check, self.tasks, jobs), start=1):
+    def run_tasks(self, executor: Executor, progress: Optional[Progress]) -> None:
+        for done, (_, outcome) in enumerate(executor.unordered(_run_check, self.tasks), start=1):
             for code, path, message in outcome():
                 self.emit(code, path, message)
             if progress:
@@ -516,7 +522,7 @@ def _run_check(task: Tuple[Callable, tuple]) -> List[Tuple[str, str, str]]:
 def validate_dataset(
     root: PathLike,
     config: Optional[ValidatorConfig] = None,
-    jobs: int = 1,
+    jobs: Union[int, Executor] = 1,
     progress: Optional[Progress] = None,
 ) -> ValidationReport:
     """Validate the data set in folder ``root``; see the module docstring.
@@ -524,7 +530,8 @@ def validate_dataset(
     Args:
         root: data-set folder.
         config: severity overrides and landmark registry (see :func:`load_config`).
-        jobs: worker processes for the voxel-data checks.
+        jobs: worker processes for the voxel-data checks, or the executor to run them on
+            (:mod:`visceral.parallel`).
         progress: called as ``progress(done, total, stage)``.
     """
     root = Path(root)
@@ -537,7 +544,14 @@ def validate_dataset(
         validator.check_group(groups[key])
         if progress:
             progress(n, len(groups), "headers")
-    validator.run_tasks(max(1, jobs), progress)
+    executor = executor_of(jobs)
+    started = time.perf_counter()
+    try:
+        validator.run_tasks(executor, progress)
+        validator.report.execution = executor.summary(len(validator.tasks), "checks", time.perf_counter() - started)
+    finally:
+        if executor is not jobs:
+            executor.close()
     order = {code: i for i, code in enumerate(ISSUE_CODES)}
     validator.report.findings.sort(key=lambda f: (f.file, order[f.code], f.message))
     return validator.report

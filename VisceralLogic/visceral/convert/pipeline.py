@@ -18,10 +18,11 @@ The report (JSON) goes beside the data set, ``<OUTPUT>.convert.json``: it names 
 from __future__ import annotations
 
 import json
+import time
 from collections import OrderedDict, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from pydicom.errors import InvalidDicomError
@@ -45,7 +46,7 @@ from visceral.dataset import write_dataset_readme, write_image
 from visceral.conventions.names import pseudonym, subject_number
 from visceral.errors import VisceralError
 from visceral.fileio import TEMP_PREFIX, atomic_write_text
-from visceral.parallel import unordered
+from visceral.parallel import Executor, executor_of
 from visceral.types import PathLike, Progress
 
 __all__ = ["convert", "ConvertReport", "Problem", "PROBLEM_CODES"]
@@ -104,6 +105,8 @@ class ConvertReport:
     output: str
     volumes: List[Converted] = field(default_factory=list)
     problems: List[Problem] = field(default_factory=list)
+    #: which executor ran, its workers, tasks, retries and throughput (:meth:`visceral.parallel.Executor.summary`)
+    execution: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -179,13 +182,15 @@ def _convert_one(job: _Job) -> Converted:
     return Converted(job.name.format(), stack.series_uid, stack.label, geometry.shape, geometry.spacing_mm, str(voxels.dtype), len(stack.frames))
 
 
-def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: Optional[Progress] = None, report_path: Optional[PathLike] = None,
+def convert(input_dir: PathLike, output_dir: PathLike, jobs: Union[int, Executor] = 1, progress: Optional[Progress] = None, report_path: Optional[PathLike] = None,
             strict: bool = False) -> ConvertReport:
     """Convert the DICOM tree ``input_dir`` into a data set in ``output_dir`` (see the module docstring).
 
     Volumes already in ``output_dir`` (with their ``.txt``) are kept, so an interrupted run resumes.
     ``strict`` refuses a gantry-tilted stack (``GANTRY_TILT``) instead of resampling it (original voxels only).
+    ``jobs`` is a number of worker processes or the executor to run on (:mod:`visceral.parallel`).
     """
+    started = time.perf_counter()
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
     if not input_dir.is_dir():
         raise VisceralError(f"{input_dir}: input folder does not exist")
@@ -253,13 +258,23 @@ def convert(input_dir: PathLike, output_dir: PathLike, jobs: int = 1, progress: 
                 continue
             work.append(_Job(str(output_dir), name, stack, tuple((k, v) for k, v in fields if v)))
 
-    for n, (job, outcome) in enumerate(unordered(_convert_one, work, jobs), start=1):
-        try:
-            report.volumes.append(outcome())
-        except Exception as exc:  # noqa: BLE001 - reported per series
-            report.problems.append(Problem("PIXEL_DECODE_FAILED", f"series {job.stack.series_uid}", f"{type(exc).__name__}: {exc}"))
-        if progress:
-            progress(n, len(work), "converting")
+    executor = executor_of(jobs)
+    failed: List[Problem] = []
+    try:
+        for n, (job, outcome) in enumerate(executor.unordered(_convert_one, work), start=1):
+            try:
+                report.volumes.append(outcome())
+            except Exception as exc:  # noqa: BLE001 - reported per series
+                failed.append(Problem("PIXEL_DECODE_FAILED", f"series {job.stack.series_uid}" + (f" [{job.stack.label}]" if job.stack.label else ""),
+                                      f"{type(exc).__name__}: {exc}"))
+            if progress:
+                progress(n, len(work), "converting")
+        report.execution = executor.summary(len(work), "series", time.perf_counter() - started)
+    finally:
+        if executor is not jobs:
+            executor.close()
+    # In series order, whichever worker finished first.
+    report.problems += sorted(failed, key=lambda p: p.where)
     report.volumes.sort(key=lambda v: v.name)
     write_dataset_readme(output_dir, title=output_dir.name, notes=[f"Converted by Visceral {__version__} from DICOM."])
     target = Path(report_path) if report_path else output_dir.parent / f"{output_dir.name}.convert.json"

@@ -27,13 +27,14 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import pydicom
 import pydicom.sequence
@@ -82,7 +83,7 @@ from visceral.deid.tables import (
 )
 from visceral.errors import VisceralError
 from visceral.fileio import TEMP_PREFIX, atomic_write_text, publish, write_dicom
-from visceral.parallel import unordered
+from visceral.parallel import Executor, execution_line, executor_of
 from visceral.types import PathLike, Progress
 
 log = logging.getLogger("visceral.deid")
@@ -153,6 +154,8 @@ class DeidReport:
     new_subjects: int = 0
     subjects: int = 0
     key_created: bool = False
+    #: which executor ran, its workers, tasks, retries and throughput (:meth:`visceral.parallel.Executor.summary`)
+    execution: Dict[str, Any] = field(default_factory=dict)
 
     def fates(self) -> Counter:
         return Counter(f.fate for f in self.files)
@@ -196,6 +199,7 @@ class DeidReport:
             "files: " + ", ".join(f"{n} {fate}" for fate in FATES if (n := fates[fate])),
             f"identity: cleaned in kept text of {self.cleaned_count()} released file(s); left in uncleanable bytes of "
             f"{self.leak_count()} file(s), all refused",
+            execution_line(self.execution, "files"),
             "",
             "Actions per attribute class:",
         ]
@@ -268,15 +272,20 @@ def _process_chunk(tasks: List[_Task]) -> List[FileResult]:
         return [_process(task) for task in tasks]
 
 
-def _run_tasks(tasks: List[_Task], run: _Run, jobs: int, results: Dict[str, FileResult], progress: Optional[Progress],
+def _run_tasks(tasks: List[_Task], run: _Run, executor: Executor, results: Dict[str, FileResult], progress: Optional[Progress],
                done: int, total: int) -> None:
-    """Process ``tasks`` (in ``jobs`` worker processes, or in this one) into ``results``."""
+    """Process ``tasks`` (on the executor's workers, or in this process) into ``results``."""
     # Chunks of consecutive files (mostly one series: the worker's memo serves them all), small
     # enough to keep the workers and the progress bar busy; one file at a time in this process.
+    jobs = executor.workers
     size = max(1, min(16, len(tasks) // (4 * jobs))) if jobs > 1 else 1
     chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
-    for _, outcome in unordered(_process_chunk, chunks, jobs, initializer=_start_run, initargs=(run,)):
-        chunk_results = outcome()
+    for chunk, outcome in executor.unordered(_process_chunk, chunks, _start_run, (run,)):
+        try:
+            chunk_results = outcome()
+        except Exception as exc:  # noqa: BLE001 - a lost worker fails its files, never the batch (a rerun resumes them)
+            reason = f"its worker was lost: {type(exc).__name__}: {_one_line(exc)}; run again to resume"
+            chunk_results = [FileResult(task.source, Fate.FAILED, reason) for task in chunk]
         for result in chunk_results:
             results[result.source] = result
         done += len(chunk_results)
@@ -759,7 +768,7 @@ def _not_kept(head: _Head, source: str) -> FileResult:
     return FileResult(source, Fate.DROPPED, f"{sop_class_name(head.sop_class)}: {why}", sop_class=head.sop_class)
 
 
-def _release_copies(copies: Dict[Tuple[str, str], List[Path]], names: Dict[Path, str], run: _Run, jobs: int,
+def _release_copies(copies: Dict[Tuple[str, str], List[Path]], names: Dict[Path, str], run: _Run, executor: Executor,
                     results: Dict[str, FileResult]) -> None:
     """Copies of one instance: while the one tried was not released, the next largest is tried;
     the rest are skipped, naming the copy released."""
@@ -777,7 +786,7 @@ def _release_copies(copies: Dict[Tuple[str, str], List[Path]], names: Dict[Path,
             else:
                 tasks.append(_Task(str(group[len(tried)]), names[group[len(tried)]], False))
         if tasks:
-            _run_tasks(tasks, run, jobs, results, None, 0, len(tasks))
+            _run_tasks(tasks, run, executor, results, None, 0, len(tasks))
 
 
 def display_name(path: Path, root: Path) -> str:
@@ -860,7 +869,7 @@ def deidentify(
     key_file: Optional[PathLike] = None,
     linkage_file: Optional[PathLike] = None,
     report_dir: Optional[PathLike] = None,
-    jobs: int = 1,
+    jobs: Union[int, Executor] = 1,
     conformance: str = "sample",
     progress: Optional[Progress] = None,
 ) -> DeidReport:
@@ -871,7 +880,8 @@ def deidentify(
         key_file: the secret key (created when missing); default ``<OUTPUT>.private/key.hex``.
         linkage_file: original patient -> subject number; default ``<OUTPUT>.private/linkage.csv``.
         report_dir: where the audit reports go; default ``<OUTPUT>.private``.
-        jobs: worker processes.
+        jobs: worker processes, or the executor to run on (:mod:`visceral.parallel`: serial, local
+            processes, a Dask cluster); the outputs are the same whichever runs.
         conformance: every output is checked against its IOD in process; ``dciodvfy``, where it is
             installed, checks too: ``"all"`` files, ``"sample"`` the first file of each series, or ``"off"``.
         progress: ``progress(done, total, stage)``.
@@ -898,6 +908,7 @@ def deidentify(
     if removed:
         log.info("removed %d partial file(s) of an interrupted run", removed)
 
+    started = time.perf_counter()
     key, created = SecretKey.load_or_create(key_path)
     files = sorted((p for p in input_dir.rglob("*") if p.is_file()), key=lambda p: os.fsencode(str(p)))
     names = {p: display_name(p, input_dir) for p in files}
@@ -917,19 +928,23 @@ def deidentify(
              for p in files if p in heads and p not in duplicates]
     report = DeidReport(str(input_dir), str(output_dir), profile.name, str(report_path), conformance,
                         new_subjects=len(new), subjects=len(linkage), key_created=created)
+    executor = executor_of(jobs)
     try:
         if conformance == "sample":
             # Each series' sample first: the IOD repairs dciodvfy asks of it are applied to the rest of its series.
             samples = [t for t in tasks if t.check_conformance]
-            _run_tasks(samples, run, jobs, results, progress, 0, len(tasks))
+            _run_tasks(samples, run, executor, results, progress, 0, len(tasks))
             repairs = {heads[Path(t.path)].series_uid: tuple(results[t.source].repairs) for t in samples}
             rest = [replace(t, repairs=repairs.get(heads[Path(t.path)].series_uid, ())) for t in tasks if not t.check_conformance]
-            _run_tasks(rest, run, jobs, results, progress, len(samples), len(tasks))
+            _run_tasks(rest, run, executor, results, progress, len(samples), len(tasks))
         else:
-            _run_tasks(tasks, run, jobs, results, progress, 0, len(tasks))
-        _release_copies(copies, names, run, jobs, results)
+            _run_tasks(tasks, run, executor, results, progress, 0, len(tasks))
+        _release_copies(copies, names, run, executor, results)
     finally:
         report.files = [results[names[p]] for p in files if names[p] in results]
+        report.execution = executor.summary(len(report.files), "files", time.perf_counter() - started)
+        if executor is not jobs:
+            executor.close()
         report_path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(report_path / "deid_report.json", report.to_json())
         atomic_write_text(report_path / "deid_report.txt", report.to_text())
