@@ -107,7 +107,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    report = validate_dataset(args.dataset, config=config, jobs=args.jobs, progress=None if args.json or args.quiet else ProgressBar())
+    with _executor(args) as executor:
+        report = validate_dataset(args.dataset, config=config, jobs=executor, progress=None if args.json or args.quiet else ProgressBar())
     print(report.to_json() if args.json else report.to_text())
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
@@ -117,11 +118,12 @@ def _cmd_deidentify(args: argparse.Namespace) -> int:
     from visceral.deid import deidentify
     from visceral.progress import ProgressBar
 
-    report = deidentify(
-        args.input, args.output, profile=args.profile, key_file=args.key_file, linkage_file=args.linkage,
-        report_dir=args.report_dir, jobs=args.jobs, conformance=args.conformance,
-        progress=None if args.quiet else ProgressBar(),
-    )
+    with _executor(args) as executor:
+        report = deidentify(
+            args.input, args.output, profile=args.profile, key_file=args.key_file, linkage_file=args.linkage,
+            report_dir=args.report_dir, jobs=executor, conformance=args.conformance,
+            progress=None if args.quiet else ProgressBar(),
+        )
     for f in report.files:
         if f.fate in ("refused", "failed", "skipped", "dropped"):
             print(f"{f.fate}: {f.source}: {f.reason}")
@@ -140,7 +142,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from visceral.convert import convert
     from visceral.progress import ProgressBar
 
-    report = convert(args.input, args.output, jobs=args.jobs, progress=None if args.quiet else ProgressBar(), strict=args.strict)
+    with _executor(args) as executor:
+        report = convert(args.input, args.output, jobs=executor, progress=None if args.quiet else ProgressBar(), strict=args.strict)
     for problem in report.problems:
         print(f"{'refused' if problem.refused else 'warning'} {problem.code}: {problem.where}: {problem.message}")
     earlier = sum(v.earlier for v in report.volumes)
@@ -162,10 +165,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if result.validation.ok and result.deid.leak_count() == 0 else EXIT_PROBLEMS
 
 
-def _add_batch_options(parser: argparse.ArgumentParser, jobs_help: str) -> None:
-    """``--jobs`` and ``--quiet``, shared by every batch command."""
+def _add_batch_options(parser: argparse.ArgumentParser, jobs_help: str, executors: bool = True) -> None:
+    """``--jobs`` and ``--quiet`` (and ``--scheduler``), shared by the batch commands."""
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help=jobs_help)
+    if executors:
+        parser.add_argument("--scheduler", metavar="ADDRESS", help="run the work on a Dask cluster: tcp://HOST:PORT of a running scheduler "
+                                                                   "(its workers must see the same paths), or 'local' to start one of --jobs "
+                                                                   "worker processes here; needs  pip install 'visceral[dask]'")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _executor(args: argparse.Namespace):
+    """The executor the batch options ask for (a context manager that closes it); a cluster is
+    announced with its dashboard address."""
+    from visceral.parallel import make_executor
+
+    executor = make_executor(args.jobs, args.scheduler)
+    if args.scheduler:
+        print(f"running on a {executor.describe()}", file=sys.stderr, flush=True)
+    return executor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_selfcheck)
     p = sub.add_parser("demo", help="run the whole product on built-in demo data and write report.html")
     p.add_argument("output", nargs="?", default="visceral-demo", metavar="OUTPUT", help="output folder (default ./visceral-demo)")
-    _add_batch_options(p, "worker processes (default: all cores)")
+    _add_batch_options(p, "worker processes (default: all cores)", executors=False)
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("names", help="parse file names and show their tokens")
     p.add_argument("names", nargs="+", metavar="NAME")

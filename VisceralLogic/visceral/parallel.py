@@ -186,7 +186,7 @@ class DaskExecutor(Executor):
                                                          dashboard_address=":0", silence_logs=logging.ERROR)
                 self._client = distributed.Client(self._cluster)
             else:
-                self._client = distributed.Client(scheduler, timeout="20s")
+                self._client = distributed.Client(scheduler, timeout=f"{min(20.0, DASK_WORKER_WAIT_S)}s")
             self._client.wait_for_workers(1, timeout=DASK_WORKER_WAIT_S)
         except (OSError, TimeoutError, ValueError) as exc:
             self.close()
@@ -195,6 +195,11 @@ class DaskExecutor(Executor):
         super().__init__(len(info.get("workers", {})))
         self.execution.address = str(info.get("address", scheduler))
         self.execution.dashboard = str(self._client.dashboard_link or "")
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` of this executor."""
+        return self._client
 
     def _unordered(self, fn, items, setup, setup_args):
         client = self._client

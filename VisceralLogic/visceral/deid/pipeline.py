@@ -293,6 +293,28 @@ def _run_tasks(tasks: List[_Task], run: _Run, executor: Executor, results: Dict[
             progress(done, total, "de-identifying")
 
 
+def release_path(key: SecretKey, uid_root: str, pseudonym: str, study_uid: str, series_uid: str, instance_uid: str) -> Path:
+    """Where a released file goes, relative to OUTPUT: ``subjectNN/<study>/<series>/<instance>.dcm``
+    with the replaced UIDs (derived from the key: the same on every worker and in every run)."""
+    return Path(pseudonym, key.uid(study_uid, uid_root, pseudonym), key.uid(series_uid, uid_root, pseudonym),
+                key.uid(instance_uid, uid_root, pseudonym) + ".dcm")
+
+
+def _released_earlier(tasks: List[_Task], heads: Dict[Path, "_Head"], run: _Run, key: SecretKey) -> Dict[str, FileResult]:
+    """The files of ``tasks`` whose output an earlier run released (they are not redone)."""
+    found: Dict[str, FileResult] = {}
+    for task in tasks:
+        head = heads[Path(task.path)]
+        if not (head.study_uid and head.series_uid and head.instance_uid):
+            continue  # the worker refuses it, naming the missing UID
+        pseudonym = run.patients[head.patient_key][0]
+        relative = release_path(key, run.profile.uid_root, pseudonym, head.study_uid, head.series_uid, head.instance_uid)
+        if (Path(run.output_root) / relative).exists():
+            found[task.source] = FileResult(task.source, Fate.RELEASED_EARLIER, output=relative.as_posix(), sop_class=head.sop_class,
+                                            transfer_syntax=head.transfer_syntax, subject=pseudonym)
+    return found
+
+
 def _expected_pixel_bytes(ds: pydicom.Dataset) -> Optional[int]:
     try:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -388,6 +410,8 @@ def _process(task: _Task) -> FileResult:
     except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
         result.fate = Fate.FAILED
         result.reason = f"could not be processed: {type(exc).__name__}: {_one_line(exc)}"
+    # In one order whatever this process's memo held (the report is the same on every executor).
+    result.notes.sort()
     return result
 
 
@@ -469,18 +493,15 @@ def _process_file(task: _Task, result: FileResult) -> None:
         return
     pseudonym, offset_days, offset_s, known = run.patients[patient_key]
     result.subject = pseudonym
-    root = run.profile.uid_root
     try:
-        relative = Path(pseudonym, key.uid(str(head.StudyInstanceUID), root, pseudonym),  # type: ignore[attr-defined]
-                        key.uid(str(head.SeriesInstanceUID), root, pseudonym),  # type: ignore[attr-defined]
-                        key.uid(str(head.SOPInstanceUID), root, pseudonym) + ".dcm")  # type: ignore[attr-defined]
+        relative = release_path(key, run.profile.uid_root, pseudonym, str(head.StudyInstanceUID), str(head.SeriesInstanceUID),  # type: ignore[attr-defined]
+                                str(head.SOPInstanceUID))  # type: ignore[attr-defined]
     except AttributeError as exc:
         result.fate, result.reason = Fate.REFUSED, f"missing a Type 1 UID ({exc})"
         return
+    # A file already there is released again with the same bytes: the driver kept back the files an
+    # earlier run released, so this is an earlier attempt of this run (its worker was lost).
     final = Path(run.output_root) / relative
-    if final.exists():
-        result.fate, result.output = Fate.RELEASED_EARLIER, relative.as_posix()
-        return
 
     pixels = _pixel_bytes(raw, head, data)
     if pixels is None:
@@ -655,9 +676,11 @@ def _encodings(ds: Optional[pydicom.Dataset], rewritten: Optional[Rewritten]) ->
 @dataclass(frozen=True)
 class _Head:
     patient_key: str
+    study_uid: str
     series_uid: str
     instance_uid: str
     sop_class: str
+    transfer_syntax: str
     size: int
     identity: Tuple[Tuple[str, str], ...] = ()
 
@@ -726,8 +749,9 @@ def _prepass(path: Path) -> Optional[_Head]:
     meta = getattr(head, "file_meta", None)
     sop = str(head.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta is not None else ""))  # type: ignore[attr-defined]
     identity = tuple((str(head.get(k, "") or ""), kind) for k, kind in _POOLED if str(head.get(k, "") or "").strip())  # type: ignore[attr-defined]
-    return _Head(patient_key_of(head), str(head.get("SeriesInstanceUID", "")), str(head.get("SOPInstanceUID", "")),  # type: ignore[attr-defined]
-                 sop, size, identity)
+    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    return _Head(patient_key_of(head), str(head.get("StudyInstanceUID", "")), str(head.get("SeriesInstanceUID", "")),  # type: ignore[attr-defined]
+                 str(head.get("SOPInstanceUID", "")), sop, syntax, size, identity)  # type: ignore[attr-defined]
 
 
 #: What the pre-pass pools of each patient's identity over all its files (a file may lack its name
@@ -768,8 +792,8 @@ def _not_kept(head: _Head, source: str) -> FileResult:
     return FileResult(source, Fate.DROPPED, f"{sop_class_name(head.sop_class)}: {why}", sop_class=head.sop_class)
 
 
-def _release_copies(copies: Dict[Tuple[str, str], List[Path]], names: Dict[Path, str], run: _Run, executor: Executor,
-                    results: Dict[str, FileResult]) -> None:
+def _release_copies(copies: Dict[Tuple[str, str], List[Path]], names: Dict[Path, str], heads: Dict[Path, _Head], run: _Run,
+                    executor: Executor, results: Dict[str, FileResult]) -> None:
     """Copies of one instance: while the one tried was not released, the next largest is tried;
     the rest are skipped, naming the copy released."""
     _RELEASED = (Fate.RELEASED, Fate.RELEASED_EARLIER)
@@ -785,6 +809,8 @@ def _release_copies(copies: Dict[Tuple[str, str], List[Path]], names: Dict[Path,
                 del pending[key]
             else:
                 tasks.append(_Task(str(group[len(tried)]), names[group[len(tried)]], False))
+        results.update(_released_earlier(tasks, heads, run, SecretKey(run.key)))
+        tasks = [t for t in tasks if t.source not in results]
         if tasks:
             _run_tasks(tasks, run, executor, results, None, 0, len(tasks))
 
@@ -917,15 +943,17 @@ def deidentify(
     heads, patients, aliases, new = _assign_subjects(heads, linkage, key, profile)
     copies = _copies_of_instances(heads, names)
     duplicates = {p for group in copies.values() for p in group[1:]}
-    sampled, seen_series = set(), set()
-    for path in files:
-        head = heads.get(path)
-        if head is not None and path not in duplicates and head.series_uid not in seen_series:
-            seen_series.add(head.series_uid)
-            sampled.add(path)
     run = _Run(str(output_dir), str(staging), profile, key.raw(), patients, aliases)
-    tasks = [_Task(str(p), names[p], conformance == "all" or (conformance == "sample" and p in sampled))
-             for p in files if p in heads and p not in duplicates]
+    tasks = [_Task(str(p), names[p], conformance == "all") for p in files if p in heads and p not in duplicates]
+    results.update(_released_earlier(tasks, heads, run, key))
+    tasks = [t for t in tasks if t.source not in results]
+    if conformance == "sample":  # the first file of each series still to do
+        seen_series: set = set()
+        for n, task in enumerate(tasks):
+            series = heads[Path(task.path)].series_uid
+            if series not in seen_series:
+                seen_series.add(series)
+                tasks[n] = replace(task, check_conformance=True)
     report = DeidReport(str(input_dir), str(output_dir), profile.name, str(report_path), conformance,
                         new_subjects=len(new), subjects=len(linkage), key_created=created)
     executor = executor_of(jobs)
@@ -939,7 +967,7 @@ def deidentify(
             _run_tasks(rest, run, executor, results, progress, len(samples), len(tasks))
         else:
             _run_tasks(tasks, run, executor, results, progress, 0, len(tasks))
-        _release_copies(copies, names, run, executor, results)
+        _release_copies(copies, names, heads, run, executor, results)
     finally:
         report.files = [results[names[p]] for p in files if names[p] in results]
         report.execution = executor.summary(len(report.files), "files", time.perf_counter() - started)

@@ -1,0 +1,213 @@
+"""The batch drivers on every executor: serial, local worker processes, a Dask ``LocalCluster``, and a
+real Dask cluster (``dask scheduler`` + two ``dask worker`` processes started here, the way a cluster
+is run).  Outputs are byte-identical and the audit reports identical (apart from their execution
+record) whichever executor ran; pseudonyms, UIDs and subject numbers too, also when a run is extended
+later on another executor; a worker killed during a run loses nothing.
+
+The corpus: the real scanner files of ``Testing/data/realworld`` and the demo's clinical study.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, Iterator
+
+import pytest
+
+from visceral.convert import convert
+from visceral.deid import deidentify
+from visceral.deid.identity import SecretKey
+from visceral.demo.study import write_study
+from visceral.parallel import DaskExecutor, ProcessExecutor, SerialExecutor
+from visceral.validate import validate_dataset
+
+REALWORLD = Path(__file__).resolve().parent / "data" / "realworld"
+DASK = Path(sys.executable).parent / "dask"
+
+
+def tree(folder: Path) -> Dict[str, bytes]:
+    """Every file below ``folder``: relative path -> bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def normalized(report_json: str, *folders: Path) -> dict:
+    """A JSON report without its execution record, with the run's own folders replaced by names."""
+    text = report_json
+    for n, folder in enumerate(folders):
+        text = text.replace(str(folder.resolve()), f"<folder{n}>")
+    data = json.loads(text)
+    assert data.pop("execution"), "the report states the execution"
+    return data
+
+
+def text_without_execution(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith("executor: "))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    shutil.copytree(REALWORLD, root / "input" / "real", ignore=shutil.ignore_patterns("*.md", "*.json"))
+    write_study(root / "input" / "demo")
+    SecretKey.load_or_create(root / "key.hex")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[str]:
+    """A Dask scheduler and two single-threaded workers (each under its nanny), as separate processes."""
+    folder = tmp_path_factory.mktemp("dask")
+    scheduler_file = folder / "scheduler.json"
+    logs = [open(folder / f"{name}.log", "w") for name in ("scheduler", "worker1", "worker2")]
+    processes = [subprocess.Popen([str(DASK), "scheduler", "--scheduler-file", str(scheduler_file), "--host", "127.0.0.1", "--port", "0",
+                                   "--dashboard-address", ":0", "--no-show"], stdout=logs[0], stderr=subprocess.STDOUT, cwd=folder)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert time.monotonic() < deadline and processes[0].poll() is None, (folder / "scheduler.log").read_text()
+            time.sleep(0.1)
+        time.sleep(0.2)  # the file is written whole, then read
+        for n in (1, 2):
+            processes.append(subprocess.Popen([str(DASK), "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1",
+                                               "--nworkers", "1", "--local-directory", str(folder / f"worker{n}"), "--no-dashboard"],
+                                              stdout=logs[n], stderr=subprocess.STDOUT, cwd=folder))
+        address = json.loads(scheduler_file.read_text())["address"]
+        _wait_for_workers(address, 2)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in logs:
+            log.close()
+
+
+def _wait_for_workers(address: str, n: int) -> None:
+    import distributed
+
+    with distributed.Client(address, timeout="30s") as client:
+        client.wait_for_workers(n, timeout=90)
+
+
+def _executors(kind: str, address: str):
+    if kind == "serial":
+        return SerialExecutor()
+    if kind == "processes":
+        return ProcessExecutor(2)
+    if kind == "local cluster":
+        return DaskExecutor("local", 2)
+    return DaskExecutor(address)
+
+
+KINDS = ("serial", "processes", "local cluster", "cluster")
+
+
+def _deidentify(corpus: Path, out: Path, executor, **kwargs):
+    return deidentify(corpus / "input", out, key_file=corpus / "key.hex", jobs=executor, **kwargs)
+
+
+def test_every_executor_releases_the_same_bytes_and_reports_the_same(corpus, cluster, tmp_path):
+    results = {}
+    for kind in KINDS:
+        out = tmp_path / kind.replace(" ", "_") / "release"
+        with _executors(kind, cluster) as executor:
+            report = _deidentify(corpus, out, executor)
+            assert report.execution["executor"] == executor.kind
+            assert report.execution["workers"] == (1 if kind == "serial" else 2)
+            assert report.execution["files"] == len(report.files) and report.execution["files_per_second"] > 0
+            released = out.parent / "dataset"
+            converted = convert(out, released, jobs=executor)
+            validation = validate_dataset(released, jobs=executor)
+        private = out.parent / "release.private"
+        results[kind] = {
+            "release": tree(out),
+            "dataset": tree(released),
+            "linkage": (private / "linkage.csv").read_text(),
+            "deid": normalized(report.to_json(), out, private, corpus / "input"),
+            "deid text": text_without_execution((private / "deid_report.txt").read_text().replace(str(out.parent), "<run>")),
+            "convert": normalized(converted.to_json(), out, released),
+            "validate": normalized(validation.to_json(), released),
+        }
+        assert report.fates()["released"] > 50 and not report.leak_count()
+        assert converted.volumes and validation.ok, validation.to_text()
+    serial = results.pop("serial")
+    for kind, result in results.items():
+        for what in serial:
+            assert result[what] == serial[what], f"{kind}: {what} differs from the serial run's"
+
+
+def test_a_run_extended_later_on_another_executor_continues_the_same_numbering(corpus, cluster, tmp_path):
+    """Part of the corpus first (local processes), all of it later (the Dask cluster), with the same
+    key and linkage table: the same release, pseudonyms and numbering as the same two runs serially."""
+    trees = {}
+    for first, later, name in ((ProcessExecutor(2), DaskExecutor(cluster), "mixed"), (SerialExecutor(), SerialExecutor(), "serial")):
+        out, linkage = tmp_path / name / "release", tmp_path / name / "linkage.csv"
+        with first:
+            part = deidentify(corpus / "input" / "real", out, key_file=corpus / "key.hex", linkage_file=linkage, jobs=first)
+        numbers_before = linkage.read_text().splitlines()[1:]
+        with later:
+            whole = deidentify(corpus / "input", out, key_file=corpus / "key.hex", linkage_file=linkage, jobs=later)
+        rows = linkage.read_text().splitlines()[1:]
+        assert rows[:len(numbers_before)] == numbers_before, "subjects numbered before keep their numbers"
+        assert [int(r.rsplit(",", 1)[1]) for r in rows] == list(range(1, len(rows) + 1)), "new subjects continue the numbering"
+        assert len(rows) == part.subjects + whole.new_subjects and whole.new_subjects == 2
+        assert whole.fates()["released earlier"] == part.fates()["released"]
+        trees[name] = (tree(out), rows)
+    assert trees["mixed"] == trees["serial"]
+
+
+def test_a_worker_killed_during_a_run_loses_nothing(corpus, cluster, tmp_path):
+    """SIGKILL to one worker process in the middle of a run: its tasks run again on a worker (its
+    nanny starts a new one), and the release is the serial run's, byte for byte."""
+    reference = _deidentify(corpus, tmp_path / "serial" / "release", SerialExecutor())
+    killed = []
+
+    def kill_one_worker(done: int, total: int, stage: str) -> None:
+        if stage == "de-identifying" and not killed and done < total // 2:
+            pids = executor.client.run(os.getpid)
+            pid = sorted(pids.values())[0]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    out = tmp_path / "cluster" / "release"
+    with DaskExecutor(cluster) as executor:
+        report = _deidentify(corpus, out, executor, conformance="all", progress=kill_one_worker)
+    try:
+        assert killed, "a worker was killed during the run"
+        assert report.execution["retries"] >= 1, report.execution
+        assert [(f.source, f.fate, f.output) for f in report.files] == [(f.source, f.fate, f.output) for f in reference.files]
+        assert tree(out) == tree(tmp_path / "serial" / "release")
+        assert not any(p.name.startswith(".visceral-partial-") for p in out.rglob("*"))
+    finally:
+        _wait_for_workers(cluster, 2)
+
+
+def test_an_unreachable_scheduler_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    from visceral.cli import main
+
+    monkeypatch.setattr("visceral.parallel.DASK_WORKER_WAIT_S", 2)
+    status = main(["deidentify", str(REALWORLD), str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9", "-q"])
+    err = capsys.readouterr().err
+    assert status != 0 and err.startswith("error: tcp://127.0.0.1:9: no Dask cluster") and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_cli_announces_the_cluster_and_its_dashboard(corpus, tmp_path, capsys):
+    from visceral.cli import main
+
+    status = main(["convert", str(corpus / "input" / "demo"), str(tmp_path / "dataset"), "--scheduler", "local", "--jobs", "2", "-q"])
+    out, err = capsys.readouterr()
+    assert "running on a dask executor, 2 worker(s) at tcp://" in err and "dashboard http" in err
+    assert status == 1 and "NOT_PSEUDONYMIZED" in out  # the demo study is not de-identified: converted, with a warning each
+    assert len(list((tmp_path / "dataset").glob("*.nii.gz"))) == 5  # CT and MR of each patient, and the once-lossy CT slice
