@@ -21,13 +21,14 @@ which each driver copies into its report.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import os
 import threading
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from visceral.errors import VisceralError
 
@@ -37,7 +38,7 @@ R = TypeVar("R")
 log = logging.getLogger("visceral.parallel")
 
 __all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "Execution", "make_executor", "executor_of", "unordered",
-           "execution_line"]
+           "execution_line", "batches", "running_on"]
 
 #: Seconds to wait for the first worker of a Dask cluster (``VISCERAL_DASK_WAIT`` overrides it).
 DASK_WORKER_WAIT_S = float(os.environ.get("VISCERAL_DASK_WAIT", "60"))
@@ -230,6 +231,14 @@ class DaskExecutor(Executor):
             cluster.close()
 
 
+def batches(items: Sequence[T], workers: int, largest: int) -> List[List[T]]:
+    """``items`` in runs of consecutive items, about four per worker and at most ``largest`` each
+    (small enough to keep every worker and the progress bar busy, large enough to pay for a task);
+    one item each for a single worker."""
+    size = max(1, min(largest, len(items) // (4 * workers))) if workers > 1 else 1
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+
+
 def make_executor(jobs: Optional[int] = None, scheduler: Optional[str] = None) -> Executor:
     """The executor a command line asks for: Dask with ``scheduler`` (``"local"`` starts a cluster of
     ``jobs`` workers), else ``jobs`` worker processes (one: serial)."""
@@ -242,6 +251,18 @@ def make_executor(jobs: Optional[int] = None, scheduler: Optional[str] = None) -
 def executor_of(jobs: Union[int, Executor]) -> Executor:
     """``jobs`` as an executor: an executor as it is, a number of worker processes as a new one."""
     return jobs if isinstance(jobs, Executor) else make_executor(max(1, int(jobs)))
+
+
+@contextlib.contextmanager
+def running_on(jobs: Union[int, Executor]) -> Iterator[Executor]:
+    """``jobs`` as an executor for the length of a ``with`` block: an executor as it is (its owner
+    closes it), a number of worker processes as a new one, closed at the end."""
+    executor = executor_of(jobs)
+    try:
+        yield executor
+    finally:
+        if executor is not jobs:
+            executor.close()
 
 
 def unordered(fn: Callable[[T], R], items: Sequence[T], jobs: Union[int, Executor], initializer: Optional[Callable[..., None]] = None,

@@ -38,7 +38,7 @@ from visceral.dataset import README_NAME
 from visceral.errors import FileFormatError, InvalidNameError, UnknownStructureError, VisceralError
 from visceral.fileio import TEMP_PREFIX
 from visceral.imageio import read_geometry, read_nifti_header, read_nifti_voxels
-from visceral.parallel import Executor, execution_line, executor_of
+from visceral.parallel import Executor, execution_line, running_on
 from visceral.types import PathLike, Progress
 
 __all__ = ["Severity", "Finding", "ValidationReport", "ValidatorConfig", "ConfigError", "ISSUE_CODES", "load_config", "validate_dataset"]
@@ -544,14 +544,10 @@ def validate_dataset(
         validator.check_group(groups[key])
         if progress:
             progress(n, len(groups), "headers")
-    executor = executor_of(jobs)
     started = time.perf_counter()
-    try:
+    with running_on(jobs) as executor:
         validator.run_tasks(executor, progress)
         validator.report.execution = executor.summary(len(validator.tasks), "checks", time.perf_counter() - started)
-    finally:
-        if executor is not jobs:
-            executor.close()
     order = {code: i for i, code in enumerate(ISSUE_CODES)}
     validator.report.findings.sort(key=lambda f: (f.file, order[f.code], f.message))
     return validator.report

@@ -46,7 +46,7 @@ from visceral.dataset import write_dataset_readme, write_image
 from visceral.conventions.names import pseudonym, subject_number
 from visceral.errors import VisceralError
 from visceral.fileio import TEMP_PREFIX, atomic_write_text
-from visceral.parallel import Executor, executor_of
+from visceral.parallel import Executor, batches, running_on
 from visceral.types import PathLike, Progress
 
 __all__ = ["convert", "ConvertReport", "Problem", "PROBLEM_CODES"]
@@ -68,6 +68,10 @@ PROBLEM_CODES: Dict[str, Tuple[str, bool]] = {
     "PIXEL_DECODE_FAILED": ("pixel data cannot be decoded", True),
     "NOT_PSEUDONYMIZED": ("Patient ID is not a Visceral pseudonym; numbered in order", False),
 }
+
+
+#: Files per header-reading task (a header takes about a millisecond to read)
+SCAN_CHUNK = 128
 
 
 @dataclass
@@ -127,26 +131,46 @@ class _Job:
     fields: Tuple[Tuple[str, str], ...]
 
 
-def _scan(paths: List[Path], root: Path, problems: List[Problem], progress: Optional[Progress]) -> Tuple[Dict[str, SeriesInfo], Dict[str, List[Frame]]]:
+def _read_one(path: Path, rel: str) -> Union[Problem, Tuple[SeriesInfo, List[Frame]]]:
+    """A file's series and frames, or the problem that makes it unusable (one report line)."""
+    try:
+        return read_header(str(path))
+    except InvalidDicomError:
+        return Problem("NOT_DICOM", rel, "no DICM preamble and file meta")
+    except MosaicError as exc:
+        return Problem("MOSAIC", rel, str(exc))
+    except ValueError as exc:
+        return Problem("UNSUPPORTED_OBJECT", rel, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a broken file is one report line
+        return Problem("UNREADABLE", rel, f"{type(exc).__name__}: {exc}")
+
+
+def _read_chunk(chunk: List[Tuple[Path, str]]) -> List[Union[Problem, Tuple[SeriesInfo, List[Frame]]]]:
+    return [_read_one(path, rel) for path, rel in chunk]
+
+
+def _scan(paths: List[Path], root: Path, problems: List[Problem], executor: Executor,
+          progress: Optional[Progress]) -> Tuple[Dict[str, SeriesInfo], Dict[str, List[Frame]]]:
+    """Every file's header (on the executor's workers), gathered in path order."""
+    named = [(path, path.relative_to(root).as_posix()) for path in paths]
+    found: Dict[Path, Union[Problem, Tuple[SeriesInfo, List[Frame]]]] = {}
+    for chunk, outcome in executor.unordered(_read_chunk, batches(named, executor.workers, SCAN_CHUNK)):
+        try:
+            found.update(zip((path for path, _ in chunk), outcome()))
+        except Exception:  # noqa: BLE001 - a lost worker: its files are read here instead
+            found.update(zip((path for path, _ in chunk), _read_chunk(chunk)))
+        if progress:
+            progress(len(found), len(paths), "reading headers")
     infos: Dict[str, SeriesInfo] = {}
     frames: Dict[str, List[Frame]] = defaultdict(list)
-    for n, path in enumerate(paths, start=1):
-        rel = path.relative_to(root).as_posix()
-        try:
-            info, file_frames = read_header(str(path))
-        except InvalidDicomError:
-            problems.append(Problem("NOT_DICOM", rel, "no DICM preamble and file meta"))
-        except MosaicError as exc:
-            problems.append(Problem("MOSAIC", rel, str(exc)))
-        except ValueError as exc:
-            problems.append(Problem("UNSUPPORTED_OBJECT", rel, str(exc)))
-        except Exception as exc:  # noqa: BLE001 - a broken file is one report line
-            problems.append(Problem("UNREADABLE", rel, f"{type(exc).__name__}: {exc}"))
+    for path in paths:
+        read = found[path]
+        if isinstance(read, Problem):
+            problems.append(read)
         else:
+            info, file_frames = read
             infos.setdefault(info.series_uid, info)
             frames[info.series_uid].extend(file_frames)
-        if progress:
-            progress(n, len(paths), "reading headers")
     return infos, frames
 
 
@@ -199,7 +223,13 @@ def convert(input_dir: PathLike, output_dir: PathLike, jobs: Union[int, Executor
         leftover.unlink()
     report = ConvertReport(str(input_dir), str(output_dir))
     paths = sorted(p for p in input_dir.rglob("*") if p.is_file())
-    infos, frames = _scan(paths, input_dir, report.problems, progress)
+    with running_on(jobs) as executor:
+        return _convert(input_dir, output_dir, paths, report, executor, progress, report_path, strict, started)
+
+
+def _convert(input_dir: Path, output_dir: Path, paths: List[Path], report: ConvertReport, executor: Executor, progress: Optional[Progress],
+             report_path: Optional[PathLike], strict: bool, started: float) -> ConvertReport:
+    infos, frames = _scan(paths, input_dir, report.problems, executor, progress)
     subjects = _subjects(infos, report.problems)
 
     stacks: List[Tuple[SeriesInfo, Stack]] = []
@@ -258,21 +288,16 @@ def convert(input_dir: PathLike, output_dir: PathLike, jobs: Union[int, Executor
                 continue
             work.append(_Job(str(output_dir), name, stack, tuple((k, v) for k, v in fields if v)))
 
-    executor = executor_of(jobs)
     failed: List[Problem] = []
-    try:
-        for n, (job, outcome) in enumerate(executor.unordered(_convert_one, work), start=1):
-            try:
-                report.volumes.append(outcome())
-            except Exception as exc:  # noqa: BLE001 - reported per series
-                failed.append(Problem("PIXEL_DECODE_FAILED", f"series {job.stack.series_uid}" + (f" [{job.stack.label}]" if job.stack.label else ""),
-                                      f"{type(exc).__name__}: {exc}"))
-            if progress:
-                progress(n, len(work), "converting")
-        report.execution = executor.summary(len(work), "series", time.perf_counter() - started)
-    finally:
-        if executor is not jobs:
-            executor.close()
+    for n, (job, outcome) in enumerate(executor.unordered(_convert_one, work), start=1):
+        try:
+            report.volumes.append(outcome())
+        except Exception as exc:  # noqa: BLE001 - reported per series
+            failed.append(Problem("PIXEL_DECODE_FAILED", f"series {job.stack.series_uid}" + (f" [{job.stack.label}]" if job.stack.label else ""),
+                                  f"{type(exc).__name__}: {exc}"))
+        if progress:
+            progress(n, len(work), "converting")
+    report.execution = executor.summary(len(work), "series", time.perf_counter() - started)
     # In series order, whichever worker finished first.
     report.problems += sorted(failed, key=lambda p: p.where)
     report.volumes.sort(key=lambda v: v.name)

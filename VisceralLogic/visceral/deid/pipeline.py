@@ -83,7 +83,7 @@ from visceral.deid.tables import (
 )
 from visceral.errors import VisceralError
 from visceral.fileio import TEMP_PREFIX, atomic_write_text, publish, write_dicom
-from visceral.parallel import Executor, execution_line, executor_of
+from visceral.parallel import Executor, batches, execution_line, running_on
 from visceral.types import PathLike, Progress
 
 log = logging.getLogger("visceral.deid")
@@ -275,11 +275,8 @@ def _process_chunk(tasks: List[_Task]) -> List[FileResult]:
 def _run_tasks(tasks: List[_Task], run: _Run, executor: Executor, results: Dict[str, FileResult], progress: Optional[Progress],
                done: int, total: int) -> None:
     """Process ``tasks`` (on the executor's workers, or in this process) into ``results``."""
-    # Chunks of consecutive files (mostly one series: the worker's memo serves them all), small
-    # enough to keep the workers and the progress bar busy; one file at a time in this process.
-    jobs = executor.workers
-    size = max(1, min(16, len(tasks) // (4 * jobs))) if jobs > 1 else 1
-    chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    # Chunks of consecutive files: mostly one series, which the worker's memo serves whole.
+    chunks = batches(tasks, executor.workers, 16)
     for chunk, outcome in executor.unordered(_process_chunk, chunks, _start_run, (run,)):
         try:
             chunk_results = outcome()
@@ -725,6 +722,8 @@ PREPASS_BYTES = 64 * 1024
 #: Bytes pydicom may read when the raw layout cannot say (another encoding, a malformed start): a
 #: header beyond them is refused as unreadable rather than walked element by element for minutes.
 PREPASS_FALLBACK_BYTES = 4 * 1024 * 1024
+#: Files per pre-pass task (a head takes well under a millisecond to read)
+PREPASS_CHUNK = 256
 
 
 def _prepass(path: Path) -> Optional[_Head]:
@@ -842,21 +841,33 @@ def _clean_partials(*folders: Path) -> int:
     return removed
 
 
-def _read_inputs(files: List[Path], names: Dict[Path, str], progress: Optional[Progress]) -> Tuple[Dict[Path, _Head], Dict[str, FileResult]]:
-    """The pre-pass: the head of every DICOM file of a kept class; the fate of every other file."""
+def _prepass_chunk(paths: List[Path]) -> List[Optional[_Head]]:
+    with _quiet_pydicom():
+        return [_prepass(path) for path in paths]
+
+
+def _read_inputs(files: List[Path], names: Dict[Path, str], executor: Executor,
+                 progress: Optional[Progress]) -> Tuple[Dict[Path, _Head], Dict[str, FileResult]]:
+    """The pre-pass (on the executor's workers): the head of every DICOM file of a kept class; the
+    fate of every other file."""
+    found: Dict[Path, Optional[_Head]] = {}
+    for chunk, outcome in executor.unordered(_prepass_chunk, batches(files, executor.workers, PREPASS_CHUNK)):
+        try:
+            found.update(zip(chunk, outcome()))
+        except Exception:  # noqa: BLE001 - a lost worker: its files are read here instead
+            found.update(zip(chunk, _prepass_chunk(chunk)))
+        if progress:
+            progress(len(found), len(files), "reading headers")
     heads: Dict[Path, _Head] = {}
     results: Dict[str, FileResult] = {}
-    for n, path in enumerate(files, start=1):
-        with _quiet_pydicom():
-            head = _prepass(path)
+    for path in files:
+        head = found[path]
         if head is None:
             results[names[path]] = _unread(path, names[path])
         elif not head.kept:
             results[names[path]] = _not_kept(head, names[path])
         else:
             heads[path] = head
-        if progress:
-            progress(n, len(files), "reading headers")
     return heads, results
 
 
@@ -938,43 +949,41 @@ def deidentify(
     key, created = SecretKey.load_or_create(key_path)
     files = sorted((p for p in input_dir.rglob("*") if p.is_file()), key=lambda p: os.fsencode(str(p)))
     names = {p: display_name(p, input_dir) for p in files}
-    heads, results = _read_inputs(files, names, progress)
-    linkage = Linkage(linkage_path)
-    heads, patients, aliases, new = _assign_subjects(heads, linkage, key, profile)
-    copies = _copies_of_instances(heads, names)
-    duplicates = {p for group in copies.values() for p in group[1:]}
-    run = _Run(str(output_dir), str(staging), profile, key.raw(), patients, aliases)
-    tasks = [_Task(str(p), names[p], conformance == "all") for p in files if p in heads and p not in duplicates]
-    results.update(_released_earlier(tasks, heads, run, key))
-    tasks = [t for t in tasks if t.source not in results]
-    if conformance == "sample":  # the first file of each series still to do
-        seen_series: set = set()
-        for n, task in enumerate(tasks):
-            series = heads[Path(task.path)].series_uid
-            if series not in seen_series:
-                seen_series.add(series)
-                tasks[n] = replace(task, check_conformance=True)
-    report = DeidReport(str(input_dir), str(output_dir), profile.name, str(report_path), conformance,
-                        new_subjects=len(new), subjects=len(linkage), key_created=created)
-    executor = executor_of(jobs)
-    try:
-        if conformance == "sample":
-            # Each series' sample first: the IOD repairs dciodvfy asks of it are applied to the rest of its series.
-            samples = [t for t in tasks if t.check_conformance]
-            _run_tasks(samples, run, executor, results, progress, 0, len(tasks))
-            repairs = {heads[Path(t.path)].series_uid: tuple(results[t.source].repairs) for t in samples}
-            rest = [replace(t, repairs=repairs.get(heads[Path(t.path)].series_uid, ())) for t in tasks if not t.check_conformance]
-            _run_tasks(rest, run, executor, results, progress, len(samples), len(tasks))
-        else:
-            _run_tasks(tasks, run, executor, results, progress, 0, len(tasks))
-        _release_copies(copies, names, heads, run, executor, results)
-    finally:
-        report.files = [results[names[p]] for p in files if names[p] in results]
-        report.execution = executor.summary(len(report.files), "files", time.perf_counter() - started)
-        if executor is not jobs:
-            executor.close()
-        report_path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(report_path / "deid_report.json", report.to_json())
-        atomic_write_text(report_path / "deid_report.txt", report.to_text())
-        shutil.rmtree(staging, ignore_errors=True)
+    with running_on(jobs) as executor:
+        heads, results = _read_inputs(files, names, executor, progress)
+        linkage = Linkage(linkage_path)
+        heads, patients, aliases, new = _assign_subjects(heads, linkage, key, profile)
+        copies = _copies_of_instances(heads, names)
+        duplicates = {p for group in copies.values() for p in group[1:]}
+        run = _Run(str(output_dir), str(staging), profile, key.raw(), patients, aliases)
+        tasks = [_Task(str(p), names[p], conformance == "all") for p in files if p in heads and p not in duplicates]
+        results.update(_released_earlier(tasks, heads, run, key))
+        tasks = [t for t in tasks if t.source not in results]
+        if conformance == "sample":  # the first file of each series still to do
+            seen_series: set = set()
+            for n, task in enumerate(tasks):
+                series = heads[Path(task.path)].series_uid
+                if series not in seen_series:
+                    seen_series.add(series)
+                    tasks[n] = replace(task, check_conformance=True)
+        report = DeidReport(str(input_dir), str(output_dir), profile.name, str(report_path), conformance,
+                            new_subjects=len(new), subjects=len(linkage), key_created=created)
+        try:
+            if conformance == "sample":
+                # Each series' sample first: the IOD repairs dciodvfy asks of it are applied to the rest of its series.
+                samples = [t for t in tasks if t.check_conformance]
+                _run_tasks(samples, run, executor, results, progress, 0, len(tasks))
+                repairs = {heads[Path(t.path)].series_uid: tuple(results[t.source].repairs) for t in samples}
+                rest = [replace(t, repairs=repairs.get(heads[Path(t.path)].series_uid, ())) for t in tasks if not t.check_conformance]
+                _run_tasks(rest, run, executor, results, progress, len(samples), len(tasks))
+            else:
+                _run_tasks(tasks, run, executor, results, progress, 0, len(tasks))
+            _release_copies(copies, names, heads, run, executor, results)
+        finally:
+            report.files = [results[names[p]] for p in files if names[p] in results]
+            report.execution = executor.summary(len(report.files), "files", time.perf_counter() - started)
+            report_path.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(report_path / "deid_report.json", report.to_json())
+            atomic_write_text(report_path / "deid_report.txt", report.to_text())
+            shutil.rmtree(staging, ignore_errors=True)
     return report
