@@ -32,7 +32,7 @@ from typing import Dict, List
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import print_table  # noqa: E402
+from _common import make_real_study, print_table  # noqa: E402
 
 import visceral.demo.corpus as corpus  # noqa: E402
 
@@ -49,43 +49,6 @@ def make_corpus(root: Path, series: int, slices: int) -> List[str]:
         written = corpus.write_series(root / f"series{s}", patient, spec, plant=(s == 0))
         sentinels += written.sentinels
     return sorted({v for v in sentinels if len(v) >= 6})
-
-
-REAL_TEMPLATE = HERE.parent / "Testing" / "data" / "realworld" / "ge_ct_tilt" / "07.dcm"
-
-
-def make_real_study(root: Path, series: int, slices: int) -> List[str]:
-    """A study of ``series`` x ``slices`` 512x512 CT slices whose headers are a real GE scanner's
-    (Testing/data/realworld/ge_ct_tilt/07.dcm) with a clinical identity: what hospitals export."""
-    import numpy as np
-    import pydicom
-    from pydicom.uid import generate_uid
-
-    from visceral.fileio import write_dicom
-
-    template = pydicom.dcmread(str(REAL_TEMPLATE))
-    for keyword in ("PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence"):
-        if keyword in template:  # a fresh clinical export, not one de-identified before (gdcmanon -e refuses those)
-            del template[keyword]
-    rng = np.random.default_rng(0)
-    sentinels = []
-    for s in range(series):
-        name, pid, birth = f"Realistic^Patient{s // 2}^Maria", f"00{4711 + s // 2}0815", f"19{50 + s // 2:02d}0203"
-        sentinels += [name, pid, birth, "Hedwig Klinikum Nordstadt"]
-        study, series_uid, frame = generate_uid(), generate_uid(), generate_uid()
-        folder = root / f"series{s}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for k in range(slices):
-            ds = template.copy()
-            ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, pid, birth
-            ds.InstitutionName, ds.ReferringPhysicianName, ds.AccessionNumber = "Hedwig Klinikum Nordstadt", "Brandtner^Walburga", f"A{pid}"
-            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series_uid, frame
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-            ds.InstanceNumber = k + 1
-            ds.ImagePositionPatient = [float(ds.ImagePositionPatient[0]), float(ds.ImagePositionPatient[1]), -1.25 * k]
-            ds.PixelData = rng.integers(0, 2000, (512, 512), dtype=np.int16).tobytes()
-            write_dicom(ds, str(folder / f"IM{k:04d}.dcm"))
-    return sentinels
 
 
 def count_leaks(folder: Path, sentinels: List[str]) -> int:
