@@ -216,6 +216,9 @@ class DaskExecutor(Executor):
             for future in self._distributed.as_completed(futures):
                 yield futures[future], future.result
             self.execution.retries += client.run_on_scheduler(_suspicious, [f.key for f in futures])
+        except (OSError, TimeoutError) as exc:  # the scheduler is gone (a task's own errors come from outcome())
+            raise VisceralError(f"{self.execution.address}: lost the Dask scheduler ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+                                "finished files are complete, run again to resume") from None
         except BaseException:
             client.cancel(list(futures))
             raise
