@@ -211,3 +211,21 @@ def test_the_cli_announces_the_cluster_and_its_dashboard(corpus, tmp_path, capsy
     assert "running on a dask executor, 2 worker(s) at tcp://" in err and "dashboard http" in err
     assert status == 1 and "NOT_PSEUDONYMIZED" in out  # the demo study is not de-identified: converted, with a warning each
     assert len(list((tmp_path / "dataset").glob("*.nii.gz"))) == 5  # CT and MR of each patient, and the once-lossy CT slice
+
+
+def test_dask_is_imported_only_when_asked_for(tmp_path):
+    """The core runs without Dask: a serial and a --jobs run never import it; --scheduler without it
+    installed is one line."""
+    script = f"""
+import sys
+from visceral.cli import main
+assert main(["deidentify", {str(REALWORLD / "ge_ct_tilt")!r}, {str(tmp_path / "a")!r}, "--jobs", "1", "-q"]) == 0
+assert main(["deidentify", {str(REALWORLD / "ge_ct_tilt")!r}, {str(tmp_path / "b")!r}, "--jobs", "2", "-q"]) == 0
+assert not {{"dask", "distributed"}} & set(sys.modules), "Dask imported"
+sys.modules["distributed"] = None  # as if it were not installed
+assert main(["deidentify", {str(REALWORLD / "ge_ct_tilt")!r}, {str(tmp_path / "c")!r}, "--scheduler", "local", "-q"]) == 1
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "error: --scheduler needs Dask: install it with  pip install 'visceral[dask]'"
+    assert not (tmp_path / "c").exists()
