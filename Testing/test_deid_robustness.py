@@ -502,3 +502,28 @@ def test_cancel_from_the_progress_callback_keeps_what_is_done_and_resumes(tmp_pa
     assert len(released) == 2 and (tmp_path / "out.private" / "deid_report.json").is_file()
     report = deidentify(inp, tmp_path / "out", jobs=1, conformance="off")
     assert sorted(f.fate for f in report.files) == ["released"] * 3 + ["released earlier"] * 2
+    assert report.finished and json.loads((tmp_path / "out.private" / "deid_report.json").read_text())["finished"]
+
+
+def test_the_audit_report_is_written_while_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:
+    """Results stream into the report as they come: read mid-run it lists the files done so far and
+    says the run goes on; at the end it lists all and says it is finished."""
+    from visceral.deid import pipeline
+
+    monkeypatch.setattr(pipeline, "LIVE_REPORT_S", 0.0)
+    inp = tmp_path / "in"
+    corpus.write_series(inp, PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=4, series_number=2))
+    seen = []
+
+    def progress(done: int, total: int, stage: str) -> None:
+        path = tmp_path / "out.private" / "deid_report.json"
+        if stage == "de-identifying" and path.exists():
+            data = json.loads(path.read_text())
+            seen.append((len(data["files"]), data["finished"], data["execution"]["files"]))
+
+    report = deidentify(inp, tmp_path / "out", jobs=1, conformance="off", progress=progress)
+    assert seen and seen[0] == (1, False, 1) and all(not finished for _, finished, _ in seen)
+    assert [n for n, _, _ in seen] == sorted(n for n, _, _ in seen)
+    final = json.loads((tmp_path / "out.private" / "deid_report.json").read_text())
+    assert final["finished"] and len(final["files"]) == len(report.files) == 4
+    assert (tmp_path / "out.private" / "deid_report.txt").read_text().splitlines()[0] == "Visceral de-identification report"

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import pydicom
 import pydicom.sequence
@@ -156,6 +156,8 @@ class DeidReport:
     key_created: bool = False
     #: which executor ran, its workers, tasks, retries and throughput (:meth:`visceral.parallel.Executor.summary`)
     execution: Dict[str, Any] = field(default_factory=dict)
+    #: False while the run goes on (the report is rewritten as results come in), True at its end
+    finished: bool = False
 
     def fates(self) -> Counter:
         return Counter(f.fate for f in self.files)
@@ -191,7 +193,7 @@ class DeidReport:
     def to_text(self) -> str:
         fates = self.fates()
         lines = [
-            "Visceral de-identification report",
+            "Visceral de-identification report" + ("" if self.finished else " (the run goes on: files done so far)"),
             f"input:  {self.input}",
             f"output: {self.output}",
             f"profile: {self.profile}; conformance check: {self.conformance_mode}; private folder: {self.private_dir}",
@@ -273,8 +275,9 @@ def _process_chunk(tasks: List[_Task]) -> List[FileResult]:
 
 
 def _run_tasks(tasks: List[_Task], run: _Run, executor: Executor, results: Dict[str, FileResult], progress: Optional[Progress],
-               done: int, total: int) -> None:
-    """Process ``tasks`` (on the executor's workers, or in this process) into ``results``."""
+               done: int, total: int, checkpoint: Optional[Callable[[], None]] = None) -> None:
+    """Process ``tasks`` (on the executor's workers, or in this process) into ``results``;
+    ``checkpoint()`` after each run of files."""
     # Chunks of consecutive files: mostly one series, which the worker's memo serves whole.
     chunks = batches(tasks, executor.workers, 16)
     for chunk, outcome in executor.unordered(_process_chunk, chunks, _start_run, (run,)):
@@ -288,6 +291,39 @@ def _run_tasks(tasks: List[_Task], run: _Run, executor: Executor, results: Dict[
         done += len(chunk_results)
         if progress:
             progress(done, total, "de-identifying")
+        if checkpoint:
+            checkpoint()
+
+
+class _LiveReport:
+    """The audit report, written as results come in (every few seconds, and never for more than a
+    tenth of the run's time) and at the end: it can be watched, and a driver killed mid-run leaves the
+    record of every file done so far."""
+
+    def __init__(self, report: DeidReport, results: Dict[str, FileResult], files: List[Path], names: Dict[Path, str],
+                 executor: Executor, started: float, folder: Path) -> None:
+        self.report, self.results, self.files, self.names = report, results, files, names
+        self.executor, self.started, self.folder = executor, started, folder
+        self.last, self.cost = time.monotonic(), 0.0
+
+    def write(self, finished: bool = False) -> None:
+        start = time.monotonic()
+        report = self.report
+        report.files = [self.results[self.names[p]] for p in self.files if self.names[p] in self.results]
+        report.execution = self.executor.summary(len(report.files), "files", time.perf_counter() - self.started)
+        report.finished = finished
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.folder / "deid_report.json", report.to_json())
+        atomic_write_text(self.folder / "deid_report.txt", report.to_text())
+        self.last, self.cost = time.monotonic(), time.monotonic() - start
+
+    def checkpoint(self) -> None:
+        if time.monotonic() - self.last >= max(LIVE_REPORT_S, 10 * self.cost):
+            self.write()
+
+
+#: Seconds between two writes of the report while a run goes on.
+LIVE_REPORT_S = 5.0
 
 
 def release_path(key: SecretKey, uid_root: str, pseudonym: str, study_uid: str, series_uid: str, instance_uid: str) -> Path:
@@ -968,22 +1004,21 @@ def deidentify(
                     tasks[n] = replace(task, check_conformance=True)
         report = DeidReport(str(input_dir), str(output_dir), profile.name, str(report_path), conformance,
                             new_subjects=len(new), subjects=len(linkage), key_created=created)
+        live = _LiveReport(report, results, files, names, executor, started, report_path)
+        finished = False
         try:
             if conformance == "sample":
                 # Each series' sample first: the IOD repairs dciodvfy asks of it are applied to the rest of its series.
                 samples = [t for t in tasks if t.check_conformance]
-                _run_tasks(samples, run, executor, results, progress, 0, len(tasks))
+                _run_tasks(samples, run, executor, results, progress, 0, len(tasks), live.checkpoint)
                 repairs = {heads[Path(t.path)].series_uid: tuple(results[t.source].repairs) for t in samples}
                 rest = [replace(t, repairs=repairs.get(heads[Path(t.path)].series_uid, ())) for t in tasks if not t.check_conformance]
-                _run_tasks(rest, run, executor, results, progress, len(samples), len(tasks))
+                _run_tasks(rest, run, executor, results, progress, len(samples), len(tasks), live.checkpoint)
             else:
-                _run_tasks(tasks, run, executor, results, progress, 0, len(tasks))
+                _run_tasks(tasks, run, executor, results, progress, 0, len(tasks), live.checkpoint)
             _release_copies(copies, names, heads, run, executor, results)
+            finished = True
         finally:
-            report.files = [results[names[p]] for p in files if names[p] in results]
-            report.execution = executor.summary(len(report.files), "files", time.perf_counter() - started)
-            report_path.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(report_path / "deid_report.json", report.to_json())
-            atomic_write_text(report_path / "deid_report.txt", report.to_text())
+            live.write(finished)
             shutil.rmtree(staging, ignore_errors=True)
     return report
