@@ -126,9 +126,11 @@ def test_every_executor_releases_the_same_bytes_and_reports_the_same(corpus, clu
             assert report.execution["executor"] == executor.kind
             assert report.execution["workers"] == (1 if kind == "serial" else 2)
             assert report.execution["files"] == len(report.files) and report.execution["files_per_second"] > 0
+            assert report.execution["tasks"] >= 2 and report.execution["retries"] == 0
             released = out.parent / "dataset"
             converted = convert(out, released, jobs=executor)
             validation = validate_dataset(released, jobs=executor)
+            assert validation.execution["tasks"] == validation.execution["checks"], "a run counts its own tasks only"
         private = out.parent / "release.private"
         results[kind] = {
             "release": tree(out),

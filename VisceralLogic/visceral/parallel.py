@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from visceral.errors import VisceralError
@@ -83,10 +83,17 @@ class Executor:
         for item in items:
             yield item, functools.partial(fn, item)
 
-    def summary(self, done: int, unit: str, seconds: float) -> Dict[str, Any]:
-        """The report's ``execution`` record: this executor's work so far (cumulative over its
-        batches) and the throughput of ``done`` items (``unit``: "files", "series") in ``seconds``."""
+    def mark(self) -> Execution:
+        """This executor's counts now (a run's :meth:`summary` counts from its mark)."""
+        return replace(self.execution)
+
+    def summary(self, done: int, unit: str, seconds: float, since: Optional[Execution] = None) -> Dict[str, Any]:
+        """The report's ``execution`` record: this executor's tasks and retries since the mark
+        ``since`` and the throughput of ``done`` items (``unit``: "files", "series") in ``seconds``."""
         record = self.execution.as_dict()
+        if since is not None:
+            record["tasks"] -= since.tasks
+            record["retries"] -= since.retries
         record.update({unit: done, "seconds": round(seconds, 3), f"{unit}_per_second": round(done / seconds, 2) if seconds > 0 else 0.0})
         return record
 

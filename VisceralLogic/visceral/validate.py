@@ -546,8 +546,9 @@ def validate_dataset(
             progress(n, len(groups), "headers")
     started = time.perf_counter()
     with running_on(jobs) as executor:
+        mark = executor.mark()
         validator.run_tasks(executor, progress)
-        validator.report.execution = executor.summary(len(validator.tasks), "checks", time.perf_counter() - started)
+        validator.report.execution = executor.summary(len(validator.tasks), "checks", time.perf_counter() - started, mark)
     order = {code: i for i, code in enumerate(ISSUE_CODES)}
     validator.report.findings.sort(key=lambda f: (f.file, order[f.code], f.message))
     return validator.report

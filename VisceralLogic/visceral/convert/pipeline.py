@@ -229,6 +229,7 @@ def convert(input_dir: PathLike, output_dir: PathLike, jobs: Union[int, Executor
 
 def _convert(input_dir: Path, output_dir: Path, paths: List[Path], report: ConvertReport, executor: Executor, progress: Optional[Progress],
              report_path: Optional[PathLike], strict: bool, started: float) -> ConvertReport:
+    mark = executor.mark()
     infos, frames = _scan(paths, input_dir, report.problems, executor, progress)
     subjects = _subjects(infos, report.problems)
 
@@ -297,7 +298,7 @@ def _convert(input_dir: Path, output_dir: Path, paths: List[Path], report: Conve
                                   f"{type(exc).__name__}: {exc}"))
         if progress:
             progress(n, len(work), "converting")
-    report.execution = executor.summary(len(work), "series", time.perf_counter() - started)
+    report.execution = executor.summary(len(work), "series", time.perf_counter() - started, mark)
     # In series order, whichever worker finished first.
     report.problems += sorted(failed, key=lambda p: p.where)
     report.volumes.sort(key=lambda v: v.name)

@@ -83,7 +83,7 @@ from visceral.deid.tables import (
 )
 from visceral.errors import VisceralError
 from visceral.fileio import TEMP_PREFIX, atomic_write_text, publish, write_dicom
-from visceral.parallel import Executor, batches, execution_line, running_on
+from visceral.parallel import Execution, Executor, batches, execution_line, running_on
 from visceral.types import PathLike, Progress
 
 log = logging.getLogger("visceral.deid")
@@ -301,16 +301,17 @@ class _LiveReport:
     record of every file done so far."""
 
     def __init__(self, report: DeidReport, results: Dict[str, FileResult], files: List[Path], names: Dict[Path, str],
-                 executor: Executor, started: float, folder: Path) -> None:
+                 executor: Executor, mark: Execution, started: float, folder: Path) -> None:
         self.report, self.results, self.files, self.names = report, results, files, names
         self.executor, self.started, self.folder = executor, started, folder
         self.last, self.cost = time.monotonic(), 0.0
+        self.mark = mark
 
     def write(self, finished: bool = False) -> None:
         start = time.monotonic()
         report = self.report
         report.files = [self.results[self.names[p]] for p in self.files if self.names[p] in self.results]
-        report.execution = self.executor.summary(len(report.files), "files", time.perf_counter() - self.started)
+        report.execution = self.executor.summary(len(report.files), "files", time.perf_counter() - self.started, self.mark)
         report.finished = finished
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.folder / "deid_report.json", report.to_json())
@@ -986,6 +987,7 @@ def deidentify(
     files = sorted((p for p in input_dir.rglob("*") if p.is_file()), key=lambda p: os.fsencode(str(p)))
     names = {p: display_name(p, input_dir) for p in files}
     with running_on(jobs) as executor:
+        mark = executor.mark()
         heads, results = _read_inputs(files, names, executor, progress)
         linkage = Linkage(linkage_path)
         heads, patients, aliases, new = _assign_subjects(heads, linkage, key, profile)
@@ -1004,7 +1006,7 @@ def deidentify(
                     tasks[n] = replace(task, check_conformance=True)
         report = DeidReport(str(input_dir), str(output_dir), profile.name, str(report_path), conformance,
                             new_subjects=len(new), subjects=len(linkage), key_created=created)
-        live = _LiveReport(report, results, files, names, executor, started, report_path)
+        live = _LiveReport(report, results, files, names, executor, mark, started, report_path)
         finished = False
         try:
             if conformance == "sample":
