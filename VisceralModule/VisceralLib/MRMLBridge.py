@@ -112,6 +112,12 @@ def setVolumeTokens(node, name: VisceralName, path: str = "") -> None:
         node.SetAttribute(ATTRIBUTE_FILE, path)
 
 
+def volumeFolder(node) -> Optional[str]:
+    """The folder of the file a node was loaded from by :func:`loadVolume` (``None`` when unknown)."""
+    path = node.GetAttribute(ATTRIBUTE_FILE)
+    return str(Path(path).parent) if path else None
+
+
 def volumeTokens(node) -> Optional[VisceralName]:
     """The image name of a node loaded by :func:`loadVolume` (``None`` when it has no tokens)."""
     subject, acquisition = node.GetAttribute(ATTRIBUTE_SUBJECT), node.GetAttribute(ATTRIBUTE_ACQUISITION)

@@ -29,10 +29,13 @@ from visceral.evaluate.pipeline import PROBLEM_CODES, SCORE_COLUMNS, EvaluationR
 from visceral.fileio import atomic_write_text
 from visceral.types import PathLike
 
-__all__ = ["Aggregate", "AGGREGATE_COLUMNS", "aggregate", "scores_csv", "aggregates_csv", "report_json", "write_outputs", "OUTPUT_FILES"]
+__all__ = ["Aggregate", "AGGREGATE_COLUMNS", "aggregate", "scores_csv", "aggregates_csv", "report_json", "write_outputs", "OUTPUT_FILES",
+           "SUMMARY_METRICS", "summary_table"]
 
 #: Columns of the aggregate table.
 AGGREGATE_COLUMNS = ("structure", "landmark", "metric", "count", "mean", "median", "std", "min", "max", "undefined", "infinite")
+#: The metrics of the compact per-image table (the Slicer panel's), in its column order.
+SUMMARY_METRICS = ("dice", "jaccard", "hausdorff95", "hausdorff", "assd", "fuzzy_dice", "landmark_error", "mahalanobis")
 #: The files :func:`write_outputs` writes.
 OUTPUT_FILES = ("scores.csv", "aggregates.csv", "evaluation.json", "report.html")
 
@@ -137,3 +140,25 @@ def write_outputs(report: EvaluationReport, out: PathLike) -> Dict[str, Path]:
         paths[name] = out / name
         atomic_write_text(paths[name], texts[name])
     return paths
+
+
+def summary_table(report: EvaluationReport) -> Tuple[List[str], List[List[str]]]:
+    """A compact table of the scores: a row per image and structure or landmark, a column per metric of
+    :data:`SUMMARY_METRICS` that occurs (4 significant digits; empty where not applicable).  The first column
+    names the image only when there are several."""
+    from visceral.conventions.names import VisceralName
+
+    metrics = [m for m in SUMMARY_METRICS if any(s.metric == m for s in report.scores)]
+    rows: "OrderedDict[Tuple[int, int, str, str, str], Dict[str, float]]" = OrderedDict()
+    for s in report.scores:
+        if s.metric in metrics:
+            rows.setdefault((s.subject, s.acquisition, s.modality, s.structure, s.landmark), {})[s.metric] = s.value
+    several = len({key[:3] for key in rows}) > 1
+    header = (["image"] if several else []) + ["structure / landmark"] + metrics
+    table = []
+    for (subject, acquisition, modality, structure, landmark), values in rows.items():
+        first = [VisceralName(subject, acquisition, modality or None).stem()] if several else []
+        what = structure or f"landmark {landmark}"
+        table.append(first + [what] + [_number(float(f"{values[m]:.4g}")) if m in values else "" for m in metrics])
+    return header, table
+
