@@ -506,8 +506,8 @@ def evaluate(reference: PathLike, results: PathLike, jobs: int = 1, resample: bo
     for done, (pair, outcome) in enumerate(unordered(score_pair, pairs, jobs, _worker_threads, (threads,)), start=1):
         try:
             outcomes[pair.key] = outcome()
-        except (VisceralError, OSError, RuntimeError, ValueError, MemoryError) as exc:
-            outcomes[pair.key] = ([], [Problem("FAILED", _describe(pair.key), f"{type(exc).__name__}: {exc}")])
+        except Exception as exc:  # one image's failure is one line of the report; the run goes on (Ctrl-C still stops it)
+            outcomes[pair.key] = ([], [Problem("FAILED", _describe(pair.key), f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")])
         if progress:
             progress(done, len(pairs), "evaluate")
     for pair in pairs:  # the order of the pairs, whatever order the workers finished in
