@@ -294,3 +294,13 @@ def test_a_landmark_file_in_the_seeds_frame_without_any_image_is_refused(tmp_pat
     write_landmarks(tmp_path / "res" / "subject19_1_modalityCT_lmannotation_2.csv", [Landmark(1, (1.0, 2.0, 4.0))])
     report = evaluate(tmp_path / "ref", tmp_path / "res")
     assert [p.code for p in report.problems] == ["NO_GEOMETRY"]
+
+
+def test_two_annotators_of_one_data_set_score_each_other(tmp_path: Path) -> None:
+    # inter-rater agreement: the same folder as reference and results, the annotators chosen
+    write_annotated(tmp_path / "ds", 21, annotator=1, uncertainty=False)
+    write_annotated(tmp_path / "ds", 21, annotator=2, uncertainty=False, shift_voxels=1, image=False)
+    report = evaluate(tmp_path / "ds", tmp_path / "ds", reference_annotator=1, result_annotator=2)
+    assert report.ok and report.images == 1
+    assert by_key(report)[(21, "liver", "", "hausdorff")] == pytest.approx(10.0, rel=1e-6)
+    assert [p.code for p in evaluate(tmp_path / "ds", tmp_path / "ds").problems] == ["ANNOTATOR_AMBIGUOUS"] * 4

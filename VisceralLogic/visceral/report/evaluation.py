@@ -34,7 +34,7 @@ def _fmt(value: float) -> str:
 
 def box_plot_svg(groups: "OrderedDict[str, List[float]]", title: str, unit: str = "", width: int = 760, height: int = 260) -> str:
     """A box plot as an SVG element: one box per group (its finite values), non-finite values counted below."""
-    left, right, top, bottom = 60, 10, 24, 70
+    left, right, top, bottom = 60, 40, 24, 70
     finite = {k: np.asarray([v for v in vals if np.isfinite(v)], dtype=float) for k, vals in groups.items()}
     everything = np.concatenate([v for v in finite.values() if v.size] or [np.zeros(1)])
     lo, hi = float(everything.min()), float(everything.max())
