@@ -29,7 +29,7 @@ from visceral.demo.phantom import sample
 from visceral.evaluate import aggregate, evaluate, write_outputs
 from visceral.evaluate.metrics import FUZZY_METRICS, REGION_METRICS, fuzzy_metrics, region_metrics
 from visceral.evaluate.tables import AGGREGATE_COLUMNS, OUTPUT_FILES
-from visceral.imageio import read_volume
+from visceral.imageio import read_volume, write_volume
 
 #: An oblique, anisotropic grid through the phantom's trunk (LPS mm).
 GRID = ImageGeometry((36, 30, 14), (10.0, 9.0, 16.0), (-170.0, -120.0, -140.0), tuple(map(tuple, rotation_xyz(0.0, 0.0, 0.08))))
@@ -304,3 +304,22 @@ def test_two_annotators_of_one_data_set_score_each_other(tmp_path: Path) -> None
     assert report.ok and report.images == 1
     assert by_key(report)[(21, "liver", "", "hausdorff")] == pytest.approx(10.0, rel=1e-6)
     assert [p.code for p in evaluate(tmp_path / "ds", tmp_path / "ds").problems] == ["ANNOTATOR_AMBIGUOUS"] * 4
+
+
+def test_label_values_outside_the_table_are_said_and_fractional_labels_refused(tmp_path: Path) -> None:
+    for subject in (22, 23):
+        write_annotated(tmp_path / "ref", subject, annotator=1, uncertainty=False)
+        write_annotated(tmp_path / "res", subject, annotator=2, uncertainty=False)
+    unlisted = tmp_path / "res" / "subject22_1_modalityCT_regionannotation_2.nii.gz"
+    labels, geometry = read_volume(unlisted)
+    labels[0, 0, :3] = 250  # a label value the table does not list
+    write_volume(unlisted, labels, geometry)
+    fractional = tmp_path / "res" / "subject23_1_modalityCT_regionannotation_2.nii.gz"
+    labels, geometry = read_volume(fractional)
+    write_volume(fractional, labels.astype(np.float32) + 0.25, geometry)
+    report = evaluate(tmp_path / "ref", tmp_path / "res")
+    problems = {p.code: p for p in report.problems}
+    assert set(problems) == {"UNLISTED_LABELS", "UNREADABLE"}
+    assert "label value(s) 250 are not in the label table" in problems["UNLISTED_LABELS"].message and not problems["UNLISTED_LABELS"].refused
+    assert problems["UNREADABLE"].where == "subject23_1_modalityCT" and "integer" in problems["UNREADABLE"].message
+    assert by_key(report)[(22, "liver", "", "dice")] == 1.0

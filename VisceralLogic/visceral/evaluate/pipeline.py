@@ -20,15 +20,15 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from visceral.annotations.regions import label_table_path, label_volume_structure, probability_to_mask, read_uncertainty_volume
+from visceral.annotations.regions import label_volume_structure, probability_to_mask, read_region_annotation, read_uncertainty_volume
 from visceral.conventions.frames import ImageGeometry
-from visceral.conventions.labels import default_registry, normalize_structure_name, read_label_table
+from visceral.conventions.labels import default_registry, normalize_structure_name
 from visceral.conventions.landmarks import read_fcsv, read_landmarks
 from visceral.conventions.names import FileKind, VisceralName, parse_name
 from visceral.errors import InvalidNameError, UnknownStructureError, VisceralError
 from visceral.evaluate.metrics import FUZZY_METRICS, LANDMARK_METRICS, REGION_METRICS, fuzzy_metrics, label_metrics, landmark_metrics, region_metrics
 from visceral.fileio import TEMP_PREFIX
-from visceral.imageio import read_geometry, read_volume
+from visceral.imageio import read_geometry
 from visceral.parallel import unordered
 from visceral.types import PathLike, Progress
 
@@ -48,6 +48,7 @@ PROBLEM_CODES: Dict[str, Tuple[bool, str]] = {
     "NO_REFERENCE": (False, "a result for an image (or of a kind) the reference does not annotate: not scored"),
     "MISSING_STRUCTURE": (False, "a reference structure is absent from the result annotation: scored as an empty result"),
     "EXTRA_STRUCTURE": (False, "a result structure the reference annotation does not have: not scored"),
+    "UNLISTED_LABELS": (False, "label values of a label volume missing from its label table: their voxels count for no structure"),
     "LANDMARKS_MISSING": (False, "reference landmark IDs absent from the result (counted in landmarks_missing)"),
     "LANDMARKS_EXTRA": (False, "result landmark IDs absent from the reference (counted in landmarks_extra)"),
     "FAILED": (True, "scoring the image failed unexpectedly"),
@@ -244,16 +245,16 @@ def _read_side(region: Optional[Path], label_volumes: Sequence[Path], grid: Opti
     """Read one side's region annotation onto ``grid`` (the reference's; ``None``: this side sets it)."""
     side = _Side()
     if region is not None:
-        table = read_label_table(label_table_path(region))
-        labels, geometry = read_volume(region)
-        if labels.dtype.kind == "f":
-            labels = np.rint(labels).astype(np.int64)
-        grid = grid or geometry
-        labels = _on_grid(labels, geometry, grid, pair, region, problems) if is_result else labels
+        annotation = read_region_annotation(region)
+        grid = grid or annotation.geometry
+        labels = _on_grid(annotation.labels, annotation.geometry, grid, pair, region, problems) if is_result else annotation.labels
         if labels is None:
             return None, grid
         side.labels = labels
-        side.values = {structure_key(n): v for n, v in table.entries}
+        side.values = {structure_key(n): v for n, v in annotation.table.entries}
+        if annotation.labels_missing_from_table:
+            problems.append(Problem("UNLISTED_LABELS", str(region), f"label value(s) {', '.join(map(str, annotation.labels_missing_from_table))} "
+                                    "are not in the label table: their voxels count for no structure"))
     for path in label_volumes:
         side.volumes[structure_key(label_volume_structure(path))] = path
         if grid is None:
