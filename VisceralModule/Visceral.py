@@ -451,15 +451,10 @@ class VisceralLogic(ScriptedLoadableModuleLogic):
 
     def scoreSegmentation(self, segmentationNode, imageNode, referenceFolder: str, referenceAnnotator: Optional[int] = None,
                           resample: bool = False):
-        """Score a segmentation against the reference annotations of its image in ``referenceFolder``: the
-        segmentation is exported by the conventions (:meth:`exportSegmentation`) into a temporary data set
-        and scored by the same code as ``visceral evaluate``; returns its ``EvaluationReport``."""
-        from visceral.evaluate import evaluate
-
-        key = self._imageKey(imageNode)
-        with tempfile.TemporaryDirectory(prefix="visceral-score-") as results:
-            self.exportSegmentation(segmentationNode, imageNode, results, annotator=1)
-            return evaluate(referenceFolder, results, images=[key], reference_annotator=referenceAnnotator, resample=resample)
+        """Score a segmentation against the reference annotations of its image in ``referenceFolder`` by the same
+        code as ``visceral evaluate`` (``MRMLBridge.scoreSegmentation``); returns the ``EvaluationReport``."""
+        self._imageKey(imageNode)
+        return MRMLBridge.scoreSegmentation(segmentationNode, imageNode, referenceFolder, referenceAnnotator, resample)
 
     def scoreResultsFolder(self, imageNode, referenceFolder: str, resultsFolder: str, referenceAnnotator: Optional[int] = None,
                            resultAnnotator: Optional[int] = None, resample: bool = False):
@@ -494,6 +489,7 @@ class VisceralTest(ScriptedLoadableModuleTest):
         self.setUp()
         self.test_SegmentationRoundTrip()
         self.test_MarkupsRoundTrip()
+        self.test_Scoring()
 
     def test_SegmentationRoundTrip(self) -> None:
         from VisceralLib import Scenarios
@@ -511,3 +507,13 @@ class VisceralTest(ScriptedLoadableModuleTest):
             position_error, covariance_error = Scenarios.scenarioMarkupsRoundTrip(workdir)
         logging.info("landmark round trip: %.3g mm, covariance %.3g", position_error, covariance_error)
         self.delayDisplay("Test passed")
+
+    def test_Scoring(self) -> None:
+        from VisceralLib import Scenarios
+
+        self.delayDisplay("Scoring a segmentation against the reference annotations")
+        with tempfile.TemporaryDirectory() as workdir:
+            dice = Scenarios.scenarioScoring(workdir)
+        logging.info("scoring: liver Dice %.4f", dice)
+        self.delayDisplay("Test passed")
+

@@ -21,6 +21,7 @@ Traps handled here (measured on slicer-core 5.13, shared/reference/slicer-core-h
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -410,6 +411,22 @@ def exportSegmentation(
     volume = Path(folder) / base.format()
     table = builder.write(volume, overwrite=overwrite)
     return SegmentationExport([str(volume), str(volume.with_name(base.with_extension(".csv").format()))], table.as_dict(), warnings)
+
+
+def scoreSegmentation(segmentationNode, imageNode, referenceFolder: str, referenceAnnotator: Optional[int] = None, resample: bool = False):
+    """Score a segmentation against the reference annotations of its image (a node loaded by :func:`loadVolume`)
+    in the data set ``referenceFolder``: exported by the conventions (:func:`exportSegmentation`) into a
+    temporary data set, then scored by ``visceral.evaluate`` for that image alone; returns its ``EvaluationReport``.
+    """
+    from visceral.evaluate import evaluate
+
+    image = volumeTokens(imageNode)
+    if image is None:
+        raise VisceralError("the image has no VISCERAL name: load it from a data set")
+    key = (image.subject, image.acquisition, image.modality, image.body_region)
+    with tempfile.TemporaryDirectory(prefix="visceral-score-") as results:
+        exportSegmentation(segmentationNode, imageNode, results, image.annotation(FileKind.REGION, 1))
+        return evaluate(referenceFolder, results, images=[key], reference_annotator=referenceAnnotator, resample=resample)
 
 
 def _segmentCrops(segmentationNode, mapping: SegmentMapping, referenceVolumeNode, slicer_grid: ImageGeometry) -> Tuple[Dict[str, SegmentCrop], List[str]]:
