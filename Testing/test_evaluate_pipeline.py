@@ -323,3 +323,22 @@ def test_label_values_outside_the_table_are_said_and_fractional_labels_refused(t
     assert "label value(s) 250 are not in the label table" in problems["UNLISTED_LABELS"].message and not problems["UNLISTED_LABELS"].refused
     assert problems["UNREADABLE"].where == "subject23_1_modalityCT" and "integer" in problems["UNREADABLE"].message
     assert by_key(report)[(22, "liver", "", "dice")] == 1.0
+
+
+def test_slicer_fiducial_results_pair_by_the_number_in_their_labels(tmp_path: Path) -> None:
+    # a result as a 3D Slicer fiducial list (.fcsv, RAS world) against the reference CSV of the seed's landmark frame
+    write_annotated(tmp_path / "ref", 24, annotator=1, uncertainty=False)
+    (tmp_path / "res").mkdir()
+    rows = []
+    for landmark_id, lps in LANDMARKS_LPS.items():
+        x, y, z = -lps[0], -lps[1] + 2.0, lps[2]  # RAS; 2 mm to the anterior, i.e. -2 mm along P
+        rows.append(f"vtkMRMLMarkupsFiducialNode_{landmark_id},{x},{y},{z},0,0,0,1,1,1,0,L{landmark_id},,vtkMRMLScalarVolumeNode1")
+    (tmp_path / "res" / "subject24_1_modalityCT_lmannotation_2.fcsv").write_text(
+        "# Markups fiducial file version = 4.11\n# CoordinateSystem = RAS\n"
+        "# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID\n" + "\n".join(rows) + "\n")
+    report = evaluate(tmp_path / "ref", tmp_path / "res")
+    assert report.ok and [p.code for p in report.problems] == ["NO_RESULT"]  # landmarks only: no region result
+    scores = by_key(report)
+    for landmark in ("1", "2", "3"):
+        assert scores[(24, "", landmark, "landmark_error")] == pytest.approx(2.0, rel=1e-6)
+        assert scores[(24, "", landmark, "landmark_error_y")] == pytest.approx(-2.0, rel=1e-6)

@@ -36,7 +36,7 @@ from visceral.annotations.regions import LabelVolumeBuilder
 from visceral.annotations.regions import read_region_annotation, read_uncertainty_volume
 from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.labels import Structure, StructureRegistry, default_registry
-from visceral.conventions.landmarks import read_landmarks, write_landmarks
+from visceral.conventions.landmarks import landmark_id_of_label, read_landmarks, write_landmarks
 from visceral.conventions.names import FileKind, VisceralName, parse_name
 from visceral.errors import InvalidNameError, VisceralError
 from visceral.imageio import read_geometry
@@ -634,11 +634,9 @@ def setMarkupsCovariances(markupsNode, covariances: Sequence[Optional[np.ndarray
 
 
 def landmarkIdOf(label: str) -> int:
-    """The landmark ID of a control point label: its number (``"321"``, ``"L321"``, ``"321 apex"``)."""
-    digits = "".join(ch if ch.isdigit() else " " for ch in label).split()
-    if not digits:
-        raise VisceralError(f"control point {label!r} has no landmark ID (name points by their numeric ID)")
-    return int(digits[0])
+    """The landmark ID of a control point label: its number (``"321"``, ``"L321"``, ``"321 apex"``;
+    ``visceral.conventions.landmarks.landmark_id_of_label``)."""
+    return landmark_id_of_label(label)
 
 
 @dataclass

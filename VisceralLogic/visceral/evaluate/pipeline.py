@@ -23,7 +23,7 @@ import numpy as np
 from visceral.annotations.regions import label_volume_structure, probability_to_mask, read_region_annotation, read_uncertainty_volume
 from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.labels import default_registry, normalize_structure_name
-from visceral.conventions.landmarks import read_fcsv, read_landmarks
+from visceral.conventions.landmarks import landmark_id_of_label, read_fcsv, read_landmarks
 from visceral.conventions.names import FileKind, VisceralName, parse_name
 from visceral.errors import InvalidNameError, UnknownStructureError, VisceralError
 from visceral.evaluate.metrics import FUZZY_METRICS, LANDMARK_METRICS, REGION_METRICS, fuzzy_metrics, label_metrics, landmark_metrics, region_metrics
@@ -341,7 +341,8 @@ def _world_landmarks(path: Path, geometry: Optional[ImageGeometry]) -> Dict[str,
     """Landmark ID -> (LPS position, LPS covariance or ``None``) of a landmark file.
 
     A ``.csv`` holds the seed's landmark frame (mm from voxel [0,0,0] along the voxel axes) of its image
-    grid ``geometry``; a ``.fcsv`` holds world points (its own RAS or LPS) without covariance.
+    grid ``geometry``; a ``.fcsv`` holds world points (its own RAS or LPS) without covariance, each ID the
+    number in its label (``L321`` is 321).
     """
     from visceral.annotations.points import import_landmarks
 
@@ -350,7 +351,7 @@ def _world_landmarks(path: Path, geometry: Optional[ImageGeometry]) -> Dict[str,
         out = {}
         for point in points:
             lps = np.asarray(point.position, dtype=float) * (np.array([-1.0, -1.0, 1.0]) if frame == "RAS" else 1.0)
-            out[point.label.strip()] = (lps, None)
+            out[str(landmark_id_of_label(point.label))] = (lps, None)
         return out
     landmarks = read_landmarks(path, strict=False)
     if geometry is None:
