@@ -291,10 +291,13 @@ def fuzzy_metrics(reference: np.ndarray, result: np.ndarray) -> Dict[str, float]
     ``probabilistic_distance = sum(|a - b|) / (2 sum(a b))`` (0 when identical, infinite when the
     joint probability is 0 and they differ).
     """
-    a = np.asarray(reference, dtype=np.float64)
-    b = np.asarray(result, dtype=np.float64)
+    a, b = np.asarray(reference), np.asarray(result)
     if a.shape != b.shape:
         raise ValueError(f"probability volumes of different shapes: {a.shape} and {b.shape}")
+    box = _union(bounding_box(a), bounding_box(b))  # every sum is 0 outside the non-zero voxels of both
+    if box is None:
+        return {"fuzzy_dice": 1.0, "probabilistic_distance": 0.0}
+    a, b = _crop(a, box).astype(np.float64), _crop(b, box).astype(np.float64)
     total = float(a.sum() + b.sum())
     fuzzy_dice = 1.0 if total == 0 else 2.0 * float(np.minimum(a, b).sum()) / total
     difference = float(np.abs(a - b).sum())
