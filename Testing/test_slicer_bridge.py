@@ -356,3 +356,11 @@ def test_a_segment_held_as_a_closed_surface_is_exported_as_slicer_exports_it(tmp
     MRMLBridge.exportSegmentation(ours, volume, str(tmp_path / "out"), Scenarios.REGION)
     labels = read_volume(str(tmp_path / "out" / Scenarios.REGION.format()))[0]
     assert expected > 0 and int((labels != 0).sum()) == expected
+
+
+def test_scoring_scenario(tmp_path: Path) -> None:
+    """The scoring scenario Slicer's self-test also runs: a segmentation on the re-indexed left-handed grid scores
+    exactly as its masks on the file grid."""
+    dice = Scenarios.scenarioScoring(str(tmp_path))
+    assert 0.5 < dice < 1.0
+

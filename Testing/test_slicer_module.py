@@ -107,11 +107,12 @@ def test_files_the_extension_description_points_at_exist() -> None:
 
 def test_panel_reads_in_working_order() -> None:
     """De-identify -> check, convert and load -> export segmentation -> export landmarks (its own
-    output field) -> import annotation; the log is titled; every action button says what it misses."""
+    output field) -> import annotation -> score against the reference (with its table); the log is titled;
+    every action button says what it misses."""
     tree = ET.parse(UI)
     sections = [w.get("name") for w in tree.iter("widget") if w.get("class") == "ctkCollapsibleButton"]
     assert sections == ["deidentifyCollapsibleButton", "importCollapsibleButton", "segmentationCollapsibleButton",
-                        "landmarksCollapsibleButton", "annotationImportCollapsibleButton"]
+                        "landmarksCollapsibleButton", "annotationImportCollapsibleButton", "scoreCollapsibleButton"]
 
     def bound(section: str) -> set:
         widget = ui_widgets()[section]
@@ -119,6 +120,8 @@ def test_panel_reads_in_working_order() -> None:
 
     assert bound("deidentifyCollapsibleButton") == {"clinicalFolder", "deidentifiedFolder"}
     assert {"landmarks", "landmarksReference", "landmarksFolder"} == bound("landmarksCollapsibleButton")
+    assert {"scoreReference", "scoreReferenceFolder", "scoreSegmentation", "scoreResultsFolder"} == bound("scoreCollapsibleButton")
+    assert ui_widgets()["scoreCollapsibleButton"].find(".//widget[@name='scoreTableWidget']").get("class") == "QTableWidget"
     log = ui_widgets()["resultsGroupBox"]
     assert log.find("property[@name='title']/string").text and log.find(".//widget[@name='resultsTextEdit']") is not None
     buttons = {w.get("name") for w in tree.iter("widget") if w.get("class") == "QPushButton"}

@@ -84,6 +84,10 @@ class VisceralParameterNode:
     landmarksFolder: Path
     annotationFile: Path
     annotationReference: vtkMRMLScalarVolumeNode
+    scoreReference: vtkMRMLScalarVolumeNode
+    scoreReferenceFolder: Path
+    scoreSegmentation: vtkMRMLSegmentationNode
+    scoreResultsFolder: Path
 
 
 #
@@ -110,7 +114,8 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = VisceralLogic()
         self._buttonTips = {name: getattr(self.ui, name).toolTip for name in
-                            ("deidentifyButton", "importButton", "exportSegmentationButton", "exportLandmarksButton", "importAnnotationButton")}
+                            ("deidentifyButton", "importButton", "exportSegmentationButton", "exportLandmarksButton", "importAnnotationButton",
+                             "scoreSegmentationButton", "scoreFolderButton")}
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.importButton.connect("clicked(bool)", self.onImportButton)
@@ -118,6 +123,9 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportSegmentationButton.connect("clicked(bool)", self.onExportSegmentationButton)
         self.ui.exportLandmarksButton.connect("clicked(bool)", self.onExportLandmarksButton)
         self.ui.importAnnotationButton.connect("clicked(bool)", self.onImportAnnotationButton)
+        self.ui.scoreSegmentationButton.connect("clicked(bool)", self.onScoreSegmentationButton)
+        self.ui.scoreFolderButton.connect("clicked(bool)", self.onScoreFolderButton)
+        self.ui.scoreReferenceSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onScoreReferenceChanged)
         self.ui.segmentationReferenceSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onReferenceChanged)
         self.ui.segmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onSegmentationChanged)
         self.initializeParameterNode()
@@ -178,6 +186,10 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             "exportLandmarksButton": ((_("point list"), p.landmarks), (_("reference volume"), p.landmarksReference),
                                       (_("output folder"), folder(p.landmarksFolder))),
             "importAnnotationButton": ((_("annotation file"), Path(str(p.annotationFile)).is_file()), (_("reference volume"), p.annotationReference)),
+            "scoreSegmentationButton": ((_("image"), p.scoreReference), (_("reference data set"), folder(p.scoreReferenceFolder)),
+                                        (_("segmentation"), p.scoreSegmentation)),
+            "scoreFolderButton": ((_("image"), p.scoreReference), (_("reference data set"), folder(p.scoreReferenceFolder)),
+                                  (_("results data set"), folder(p.scoreResultsFolder))),
         }
         return {button: [name for name, ok in inputs if not ok] for button, inputs in needs.items()}
 
@@ -283,6 +295,41 @@ class VisceralWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Import failed."), waitCursor=True):
             node = self.logic.importAnnotation(str(p.annotationFile), p.annotationReference)
             self._report([f"loaded {node.GetName()}"])
+
+    def onScoreReferenceChanged(self, node) -> None:
+        """Pre-fill the reference data set with the folder the image was loaded from."""
+        folder = self.logic.imageFolder(node) if node else None
+        if folder and self._parameterNode:
+            self._parameterNode.scoreReferenceFolder = Path(folder)
+
+    def _showScores(self, report) -> None:
+        """The scores in the panel's table, the problems in the log."""
+        import qt
+
+        header, rows = self.logic.scoreTable(report)
+        table = self.ui.scoreTableWidget
+        table.clear()
+        table.setColumnCount(len(header))
+        table.setHorizontalHeaderLabels(header)
+        table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                table.setItem(r, c, qt.QTableWidgetItem(text))
+        table.resizeColumnsToContents()
+        self._report([p.to_text() for p in report.problems]
+                     + [_("{n} structure(s), {m} landmark(s) scored; definitions in docs/METRICS.md").format(n=len(report.structures()), m=len(report.landmarks()))])
+
+    def onScoreSegmentationButton(self) -> None:
+        """Score the segmentation against the image's reference annotations."""
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Scoring failed."), waitCursor=True):
+            self._showScores(self.logic.scoreSegmentation(p.scoreSegmentation, p.scoreReference, str(p.scoreReferenceFolder)))
+
+    def onScoreFolderButton(self) -> None:
+        """Score the results folder's results for the image against its reference annotations."""
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Scoring failed."), waitCursor=True):
+            self._showScores(self.logic.scoreResultsFolder(p.scoreReference, str(p.scoreReferenceFolder), str(p.scoreResultsFolder)))
 
 
 #
@@ -392,6 +439,38 @@ class VisceralLogic(ScriptedLoadableModuleLogic):
             return MRMLBridge.importProbabilityMap(scene, path, referenceVolumeNode)
         return MRMLBridge.importRegionAnnotation(scene, path, referenceVolumeNode)
 
+    def imageFolder(self, volumeNode) -> Optional[str]:
+        """The folder a data-set image was loaded from (by :meth:`loadImage`), or ``None``."""
+        return MRMLBridge.volumeFolder(volumeNode)
+
+    def _imageKey(self, imageNode):
+        image = MRMLBridge.volumeTokens(imageNode) if imageNode else None
+        if image is None:
+            raise ValueError(_("The image has no VISCERAL name; load it from a data set (Import section or loadImage)"))
+        return (image.subject, image.acquisition, image.modality, image.body_region)
+
+    def scoreSegmentation(self, segmentationNode, imageNode, referenceFolder: str, referenceAnnotator: Optional[int] = None,
+                          resample: bool = False):
+        """Score a segmentation against the reference annotations of its image in ``referenceFolder`` by the same
+        code as ``visceral evaluate`` (``MRMLBridge.scoreSegmentation``); returns the ``EvaluationReport``."""
+        self._imageKey(imageNode)
+        return MRMLBridge.scoreSegmentation(segmentationNode, imageNode, referenceFolder, referenceAnnotator, resample)
+
+    def scoreResultsFolder(self, imageNode, referenceFolder: str, resultsFolder: str, referenceAnnotator: Optional[int] = None,
+                           resultAnnotator: Optional[int] = None, resample: bool = False):
+        """Score the results of a data-set folder for one image against its reference annotations (as
+        ``visceral evaluate``, restricted to that image); returns the ``EvaluationReport``."""
+        from visceral.evaluate import evaluate
+
+        return evaluate(referenceFolder, resultsFolder, images=[self._imageKey(imageNode)], reference_annotator=referenceAnnotator,
+                        result_annotator=resultAnnotator, resample=resample)
+
+    def scoreTable(self, report):
+        """(header, rows) of the panel's score table (``visceral.evaluate.tables.summary_table``)."""
+        from visceral.evaluate.tables import summary_table
+
+        return summary_table(report)
+
 
 #
 # VisceralTest
@@ -410,6 +489,7 @@ class VisceralTest(ScriptedLoadableModuleTest):
         self.setUp()
         self.test_SegmentationRoundTrip()
         self.test_MarkupsRoundTrip()
+        self.test_Scoring()
 
     def test_SegmentationRoundTrip(self) -> None:
         from VisceralLib import Scenarios
@@ -427,3 +507,13 @@ class VisceralTest(ScriptedLoadableModuleTest):
             position_error, covariance_error = Scenarios.scenarioMarkupsRoundTrip(workdir)
         logging.info("landmark round trip: %.3g mm, covariance %.3g", position_error, covariance_error)
         self.delayDisplay("Test passed")
+
+    def test_Scoring(self) -> None:
+        from VisceralLib import Scenarios
+
+        self.delayDisplay("Scoring a segmentation against the reference annotations")
+        with tempfile.TemporaryDirectory() as workdir:
+            dice = Scenarios.scenarioScoring(workdir)
+        logging.info("scoring: liver Dice %.4f", dice)
+        self.delayDisplay("Test passed")
+

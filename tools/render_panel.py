@@ -15,7 +15,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QFile  # noqa: E402
 from PySide6.QtUiTools import QUiLoader  # noqa: E402
-from PySide6.QtWidgets import QApplication, QComboBox, QGroupBox, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QWidget  # noqa: E402
+from PySide6.QtWidgets import QApplication, QComboBox, QGroupBox, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QWidget  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 UI = ROOT / "VisceralModule" / "Resources" / "UI" / "Visceral.ui"
@@ -38,9 +38,17 @@ EXAMPLE = {
     "acquisition": 1,
     "modality": "CT",
     "annotator": 3,
+    "scoreReference": "subject01_1_modalityCT",
+    "scoreReferenceFolder": "/data/visceral/dataset",
+    "scoreSegmentation": "Segmentation",
+    "scoreResultsFolder": "",
 }
 #: the buttons whose inputs the example fills (the others stay disabled, as in Slicer)
-READY = ("deidentifyButton", "importButton", "exportSegmentationButton")
+READY = ("deidentifyButton", "importButton", "exportSegmentationButton", "scoreSegmentationButton")
+#: the score table after "Score segmentation" (the layout of visceral.evaluate.tables.summary_table)
+SCORES = (["structure / landmark", "dice", "jaccard", "hausdorff95", "hausdorff", "assd"],
+          [["liver", "0.9612", "0.9253", "2.1", "4.2", "0.6135"], ["spleen", "0.9347", "0.8775", "2.4", "3.6", "0.7712"],
+           ["right kidney", "0.9021", "0.8217", "3", "5.1", "0.9904"]])
 LOG = "wrote subject01_1_regionannotation_3.nii.gz\nwrote subject01_1_regionannotation_3.csv\nliver: label 58\nspleen: label 86"
 
 
@@ -84,6 +92,14 @@ def render(output: Path) -> Path:
     for name in READY:
         panel.findChild(QPushButton, name).setEnabled(True)
     panel.findChild(QPlainTextEdit, "resultsTextEdit").setPlainText(LOG)
+    table = panel.findChild(QTableWidget, "scoreTableWidget")
+    table.setColumnCount(len(SCORES[0]))
+    table.setHorizontalHeaderLabels(SCORES[0])
+    table.setRowCount(len(SCORES[1]))
+    for r, row in enumerate(SCORES[1]):
+        for c, text in enumerate(row):
+            table.setItem(r, c, QTableWidgetItem(text))
+    table.resizeColumnsToContents()
     panel.findChild(QWidget, "segmentMappingLabel").setText("RadLex: liver (58), spleen (86), right kidney (29662)")
     panel.resize(520, panel.sizeHint().height())
     panel.show()

@@ -165,6 +165,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if result.validation.ok and result.deid.leak_count() == 0 else EXIT_PROBLEMS
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score a results data set against a reference data set; exit 1 when any pair was refused."""
+    from pathlib import Path
+
+    from visceral.evaluate import evaluate, write_outputs
+    from visceral.progress import ProgressBar
+
+    with _executor(args) as executor:
+        report = evaluate(args.reference, args.results, jobs=executor, resample=args.resample, reference_annotator=args.reference_annotator,
+                          result_annotator=args.result_annotator, progress=None if args.quiet else ProgressBar())
+    out = Path(args.out) if args.out else Path(str(Path(args.results).resolve()) + ".evaluation")
+    paths = write_outputs(report, out)
+    for problem in report.problems:
+        print(problem.to_text())
+    print(f"{report.images} image(s) paired, {len(report.structures())} structure(s), {len(report.landmarks())} landmark(s), "
+          f"{len(report.scores)} scores; {sum(p.refused for p in report.problems)} refused")
+    print(f"scores: {paths['scores.csv']}  aggregates: {paths['aggregates.csv']}  report: {paths['report.html']}")
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
 def _add_batch_options(parser: argparse.ArgumentParser, jobs_help: str, executors: bool = True) -> None:
     """``--jobs`` and ``--quiet`` (and ``--scheduler``), shared by the batch commands."""
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help=jobs_help)
@@ -225,6 +245,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help='JSON severity overrides: {"severity": {"CODE": "error|warning|ignore"}}')
     _add_batch_options(p, "worker processes for voxel checks (default: all cores)")
     p.set_defaults(func=_cmd_validate)
+    p = sub.add_parser("evaluate", help="score results against a reference data set (regions and landmarks)")
+    p.add_argument("reference", metavar="REFERENCE_DATASET", help="data set with the reference annotations")
+    p.add_argument("results", metavar="RESULTS_DATASET", help="data set with the results, named by the same conventions")
+    p.add_argument("--out", metavar="DIR", help="where scores.csv, aggregates.csv, evaluation.json and report.html go "
+                                                "(default: RESULTS_DATASET.evaluation beside the results)")
+    p.add_argument("--resample", action="store_true", help="put a result on another voxel grid onto the reference grid with nearest "
+                                                           "neighbour (reported as RESAMPLED) instead of refusing it (GRID_MISMATCH)")
+    p.add_argument("--reference-annotator", type=int, metavar="N", help="the reference annotator, where an image has several")
+    p.add_argument("--result-annotator", type=int, metavar="N", help="the result annotator, where an image has several")
+    _add_batch_options(p, "worker processes, one image each (default: all cores)")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
 
 

@@ -21,6 +21,7 @@ Traps handled here (measured on slicer-core 5.13, shared/reference/slicer-core-h
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -35,7 +36,7 @@ from visceral.annotations.regions import LabelVolumeBuilder
 from visceral.annotations.regions import read_region_annotation, read_uncertainty_volume
 from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.labels import Structure, StructureRegistry, default_registry
-from visceral.conventions.landmarks import read_landmarks, write_landmarks
+from visceral.conventions.landmarks import landmark_id_of_label, read_landmarks, write_landmarks
 from visceral.conventions.names import FileKind, VisceralName, parse_name
 from visceral.errors import InvalidNameError, VisceralError
 from visceral.imageio import read_geometry
@@ -110,6 +111,12 @@ def setVolumeTokens(node, name: VisceralName, path: str = "") -> None:
     node.SetAttribute(ATTRIBUTE_MODALITY, name.modality or "")
     if path:
         node.SetAttribute(ATTRIBUTE_FILE, path)
+
+
+def volumeFolder(node) -> Optional[str]:
+    """The folder of the file a node was loaded from by :func:`loadVolume` (``None`` when unknown)."""
+    path = node.GetAttribute(ATTRIBUTE_FILE)
+    return str(Path(path).parent) if path else None
 
 
 def volumeTokens(node) -> Optional[VisceralName]:
@@ -406,6 +413,22 @@ def exportSegmentation(
     return SegmentationExport([str(volume), str(volume.with_name(base.with_extension(".csv").format()))], table.as_dict(), warnings)
 
 
+def scoreSegmentation(segmentationNode, imageNode, referenceFolder: str, referenceAnnotator: Optional[int] = None, resample: bool = False):
+    """Score a segmentation against the reference annotations of its image (a node loaded by :func:`loadVolume`)
+    in the data set ``referenceFolder``: exported by the conventions (:func:`exportSegmentation`) into a
+    temporary data set, then scored by ``visceral.evaluate`` for that image alone; returns its ``EvaluationReport``.
+    """
+    from visceral.evaluate import evaluate
+
+    image = volumeTokens(imageNode)
+    if image is None:
+        raise VisceralError("the image has no VISCERAL name: load it from a data set")
+    key = (image.subject, image.acquisition, image.modality, image.body_region)
+    with tempfile.TemporaryDirectory(prefix="visceral-score-") as results:
+        exportSegmentation(segmentationNode, imageNode, results, image.annotation(FileKind.REGION, 1))
+        return evaluate(referenceFolder, results, images=[key], reference_annotator=referenceAnnotator, resample=resample)
+
+
 def _segmentCrops(segmentationNode, mapping: SegmentMapping, referenceVolumeNode, slicer_grid: ImageGeometry) -> Tuple[Dict[str, SegmentCrop], List[str]]:
     """Every mapped segment as a box of the reference lattice: taken as it is where the segment lies on
     that lattice (the usual case: no export at all), else exported by Slicer onto it (resampled, always
@@ -611,11 +634,9 @@ def setMarkupsCovariances(markupsNode, covariances: Sequence[Optional[np.ndarray
 
 
 def landmarkIdOf(label: str) -> int:
-    """The landmark ID of a control point label: its number (``"321"``, ``"L321"``, ``"321 apex"``)."""
-    digits = "".join(ch if ch.isdigit() else " " for ch in label).split()
-    if not digits:
-        raise VisceralError(f"control point {label!r} has no landmark ID (name points by their numeric ID)")
-    return int(digits[0])
+    """The landmark ID of a control point label: its number (``"321"``, ``"L321"``, ``"321 apex"``;
+    ``visceral.conventions.landmarks.landmark_id_of_label``)."""
+    return landmark_id_of_label(label)
 
 
 @dataclass

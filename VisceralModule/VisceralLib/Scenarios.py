@@ -169,3 +169,32 @@ def scenarioMarkupsRoundTrip(workdir: str) -> Tuple[float, float]:
     else:
         raise AssertionError("a stale covariance measurement was accepted")
     return position_error, covariance_error
+
+
+def scenarioScoring(workdir: str) -> float:
+    """A segmentation drawn in Slicer on the left-handed grid (which Slicer re-indexes), scored against the reference
+    annotation of its image: every score equals the metrics of the same masks on the file grid.  Returns the liver Dice."""
+    from visceral.annotations import export_region_annotation
+    from visceral.evaluate.metrics import REGION_METRICS, region_metrics
+
+    folder = Path(workdir) / "reference"
+    folder.mkdir()
+    scene = newScene()
+    volume = MRMLBridge.loadVolume(scene, str(writeImage(folder)))
+    masks = structures()
+    export_region_annotation(masks, GEOMETRY, folder / IMAGE.annotation(FileKind.REGION, 1).format())
+    drawn = dict(masks, liver=np.roll(masks["liver"], 1, axis=2))  # the liver one voxel off along i
+    del drawn["spleen"]  # and the spleen not drawn at all
+    segmentation = segmentationFromMasks(scene, volume, drawn, list(drawn))
+    report = MRMLBridge.scoreSegmentation(segmentation, volume, str(folder))
+    scores = {(s.structure, s.metric): s.value for s in report.scores}
+    for structure, reference in masks.items():
+        expected = region_metrics(reference, drawn.get(structure, np.zeros_like(reference)), GEOMETRY.spacing_mm)
+        for metric in REGION_METRICS:
+            value = scores[(structure, metric)]
+            assert value == expected[metric] or abs(value - expected[metric]) <= 1e-9 * max(1.0, abs(expected[metric])) or (
+                np.isnan(value) and np.isnan(expected[metric])), (structure, metric, value, expected[metric])
+    assert abs(scores[("liver", "hausdorff")] - GEOMETRY.spacing_mm[0]) < 1e-5, scores[("liver", "hausdorff")]
+    assert [p.code for p in report.problems] == ["MISSING_STRUCTURE"], [p.to_text() for p in report.problems]
+    return scores[("liver", "dice")]
+

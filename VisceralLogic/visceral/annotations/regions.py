@@ -41,6 +41,7 @@ __all__ = [
     "probability_to_mask",
     "mask_to_probability",
     "label_table_path",
+    "label_volume_structure",
     "PROBABILITY_THRESHOLD",
 ]
 
@@ -392,6 +393,26 @@ def read_uncertainty_volumes(
     return found, grid
 
 
+def label_volume_structure(path: PathLike, registry: Optional[StructureRegistry] = None, by_label: Optional[Dict[int, str]] = None) -> str:
+    """The structure of a per-structure volume (``..._regionannotation_label58_3.nii.gz``): its label through
+    ``by_label`` -- the annotation's label table, read from beside the file when not given and present --
+    else the label as a RadLex ID.
+
+    Raises:
+        VisceralError: a label not in the label table; UnknownStructureError: no structure has that RadLex ID.
+    """
+    registry = registry or default_registry()
+    path = Path(path)
+    name = parse_name(path.name)
+    if by_label is None:
+        table_file = path.parent / name.annotation(FileKind.REGION, extension=".csv").format()
+        by_label = {v: n for n, v in read_label_table(table_file).entries} if table_file.is_file() else {}
+    structure = by_label.get(name.label) if by_label else registry.by_radlex_id(name.label).name
+    if structure is None:
+        raise VisceralError(f"{path}: label {name.label} is not in its label table")
+    return structure
+
+
 def read_uncertainty_volume(
     path: PathLike,
     reference: Optional[ImageGeometry] = None,
@@ -406,15 +427,8 @@ def read_uncertainty_volume(
     Raises:
         GridMismatchError: off ``reference``.  VisceralError: a label of no structure, values outside [0, 1].
     """
-    registry = registry or default_registry()
     path = Path(path)
-    name = parse_name(path.name)
-    if by_label is None:
-        table_file = path.parent / name.annotation(FileKind.REGION, extension=".csv").format()
-        by_label = {v: n for n, v in read_label_table(table_file).entries} if table_file.is_file() else {}
-    structure = by_label.get(name.label) if by_label else registry.by_radlex_id(name.label).name
-    if structure is None:
-        raise VisceralError(f"{path}: label {name.label} is not in its label table")
+    structure = label_volume_structure(path, registry, by_label)
     geometry = read_geometry(path)
     _check_grid(path, geometry, reference, tolerance_mm)
     values, _ = read_volume(path)

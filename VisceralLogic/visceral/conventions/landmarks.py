@@ -252,6 +252,18 @@ def read_landmarks(path: PathLike, strict: bool = True) -> List[Landmark]:
     return parse_landmarks(read_text(path, LandmarkFileError), path, strict)
 
 
+def landmark_id_of_label(label: str) -> int:
+    """The landmark ID of a point label: its first number (``"321"``, ``"L321"``, ``"321 apex"``).
+
+    Raises:
+        LandmarkFileError: the label holds no number.
+    """
+    digits = "".join(ch if ch.isdigit() else " " for ch in label).split()
+    if not digits:
+        raise LandmarkFileError(None, f"point {label!r} has no landmark ID (name points by their numeric ID)")
+    return int(digits[0])
+
+
 @dataclass(frozen=True)
 class FiducialPoint:
     """One point of a Slicer fiducial list (``.fcsv``): label and world position."""
