@@ -231,3 +231,22 @@ assert main(["deidentify", {str(REALWORLD / "ge_ct_tilt")!r}, {str(tmp_path / "c
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip().splitlines()[-1] == "error: --scheduler needs Dask: install it with  pip install 'visceral[dask]'"
     assert not (tmp_path / "c").exists()
+
+
+def test_scoring_gives_the_same_scores_on_every_executor(cluster, tmp_path):
+    from test_evaluate_pipeline import write_annotated
+
+    from visceral.evaluate import evaluate
+
+    for subject in (15, 16, 17):
+        write_annotated(tmp_path / "ref", subject, annotator=1, uncertainty=subject == 15)
+        write_annotated(tmp_path / "res", subject, annotator=2, uncertainty=subject == 15, shift_voxels=subject % 2)
+    scores = {}
+    for kind in KINDS:
+        with _executors(kind, cluster) as executor:
+            report = evaluate(tmp_path / "ref", tmp_path / "res", jobs=executor)
+        assert report.execution["executor"] == executor.kind and report.execution["images"] == 3
+        scores[kind] = (report.scores, report.problems)
+    for kind, found in scores.items():
+        assert found[1] == scores["serial"][1], kind
+        assert [repr(s) for s in found[0]] == [repr(s) for s in scores["serial"][0]], kind  # repr: NaN equals NaN
