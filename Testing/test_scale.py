@@ -211,6 +211,7 @@ def test_the_cli_announces_the_cluster_and_its_dashboard(corpus, tmp_path, capsy
     status = main(["convert", str(corpus / "input" / "demo"), str(tmp_path / "dataset"), "--scheduler", "local", "--jobs", "2", "-q"])
     out, err = capsys.readouterr()
     assert "running on a dask executor, 2 worker(s) at tcp://" in err and "dashboard http" in err
+    assert "distributed" not in err, "Dask's own log stays quiet without --verbose"
     assert status == 1 and "NOT_PSEUDONYMIZED" in out  # the demo study is not de-identified: converted, with a warning each
     assert len(list((tmp_path / "dataset").glob("*.nii.gz"))) == 5  # CT and MR of each patient, and the once-lossy CT slice
 

@@ -188,6 +188,8 @@ class DaskExecutor(Executor):
             raise VisceralError("--scheduler needs Dask: install it with  pip install 'visceral[dask]'") from None
         self._distributed = distributed
         self._cluster = None
+        if not logging.getLogger().isEnabledFor(logging.INFO):
+            logging.getLogger("distributed").setLevel(logging.WARNING)  # its start-up chatter only with --verbose
         try:
             if scheduler == "local":
                 self._cluster = distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
