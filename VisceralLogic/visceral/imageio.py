@@ -22,7 +22,7 @@ import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import BinaryIO, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
@@ -159,7 +159,7 @@ def write_volume_slabs(path: PathLike, geometry: ImageGeometry, dtype: np.dtype,
             out = buffers.out = np.zeros((step, nj, ni), dtype)
         out = out[:min(step, nk - k)]
         painted = paint(k, out)
-        data = _gzip_block(out, level, LABEL_MEM_LEVEL) if compressed else out.tobytes()
+        data = _gzip_block(out, level, LABEL_MEM_LEVEL, _units_with_data(out, painted)) if compressed else out.tobytes()
         for place in painted:
             out[place] = 0
         return data
@@ -175,6 +175,24 @@ def write_volume_slabs(path: PathLike, geometry: ImageGeometry, dtype: np.dtype,
                 tasks = (partial(slab, k, True) for k in range(0, nk, step))
                 _write_gzip_members(handle, itertools.chain([partial(_gzip_block, head, level)], tasks))
     return path
+
+
+def _units_with_data(out: np.ndarray, painted: Painted) -> np.ndarray:
+    """Which :data:`ZERO_UNIT_BYTES` units of the slab ``out`` may hold data: those meeting a row
+    ``[k, j]`` of a place written (the rest of the slab is zero)."""
+    rows = np.zeros(out.shape[:2], dtype=bool)
+    for place in painted:
+        rows[place[:2]] = True
+    written = np.concatenate(([0], np.cumsum(rows.ravel())))  # rows written before each row
+    first, last = _unit_rows(out.nbytes, out.shape[2] * out.itemsize, ZERO_UNIT_BYTES)
+    return written[last + 1] > written[first]
+
+
+@lru_cache(maxsize=8)
+def _unit_rows(nbytes: int, row_bytes: int, unit_bytes: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The first and last row each whole unit of a block of ``nbytes`` meets."""
+    units = np.arange(nbytes // unit_bytes)
+    return units * unit_bytes // row_bytes, ((units + 1) * unit_bytes - 1) // row_bytes
 
 
 #: Bytes of voxels compressed as one gzip member (by one thread).
@@ -218,11 +236,12 @@ def _write_gzip_members(handle: BinaryIO, blocks: Iterator[Callable[[], bytes]])
             handle.write(pending.popleft().result())
 
 
-def _gzip_block(chunk, level: int, mem_level: int = zlib.DEF_MEM_LEVEL) -> bytes:
+def _gzip_block(chunk, level: int, mem_level: int = zlib.DEF_MEM_LEVEL, data_units: Optional[np.ndarray] = None) -> bytes:
     """A block as gzip members: one per run of data (compressed at ``level`` with zlib's ``mem_level``),
     and for each run of zero bytes (the background of a label volume) members compressed once per
-    process (:func:`_zero_member`)."""
-    return b"".join(_zero_member(units, level) if units else _gzip_member(piece, level, mem_level) for units, piece in _zero_runs(chunk))
+    process (:func:`_zero_member`).  ``data_units``: see :func:`_zero_runs`."""
+    runs = _zero_runs(chunk, data_units)
+    return b"".join(_zero_member(units, level) if units else _gzip_member(piece, level, mem_level) for units, piece in runs)
 
 
 def _gzip_member(data, level: int, mem_level: int) -> bytes:
@@ -258,14 +277,19 @@ def _zero_member(units: int, level: int) -> bytes:
     return b"".join(members)
 
 
-def _zero_runs(chunk) -> Iterator[Tuple[int, memoryview]]:
-    """A block as consecutive pieces: ``(n, empty)`` for ``n`` units of zero bytes, ``(0, bytes)`` for the rest."""
+def _zero_runs(chunk, data_units: Optional[np.ndarray] = None) -> Iterator[Tuple[int, memoryview]]:
+    """A block as consecutive pieces: ``(n, empty)`` for ``n`` units of zero bytes, ``(0, bytes)`` for the
+    rest.  The units holding data are found by looking at them, or given (``data_units``: ``False``
+    for each unit known to be zero)."""
     view = memoryview(chunk).cast("B")
     whole = len(view) // ZERO_UNIT_BYTES
     if whole == 0:
         yield 0, view
         return
-    nonzero = np.frombuffer(view[:whole * ZERO_UNIT_BYTES], dtype=np.uint64).reshape(whole, -1).any(axis=1)
+    if data_units is None:
+        nonzero = np.frombuffer(view[:whole * ZERO_UNIT_BYTES], dtype=np.uint64).reshape(whole, -1).any(axis=1)
+    else:
+        nonzero = data_units
     edges = np.flatnonzero(np.diff(nonzero.astype(np.int8))) + 1
     start = 0
     for end in [*edges.tolist(), whole]:

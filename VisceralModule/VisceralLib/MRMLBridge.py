@@ -207,12 +207,12 @@ class LayerCrop:
     """Segments of one labelmap layer as a box of the reference volume's Slicer grid, cut to the voxels
     they fill: the layer's values ``[k, j, i]`` there (a view of the layer's own array when the layer
     lies on the reference lattice), the index of the box's first voxel, each segment's value in the
-    layer, its voxels inside the grid and outside it."""
+    layer, the segments with voxels inside the grid, and each segment's voxels outside it."""
 
     values: np.ndarray
     start_kji: Tuple[int, int, int]
     segments: Dict[str, int]  # segment ID -> its value in the layer
-    voxels: Dict[str, int]  # segment ID -> its voxels inside the reference grid
+    filled: List[str]  # the segments with voxels inside the reference grid
     outside: Dict[str, int]  # segment ID -> its voxels outside the reference grid
 
     def mask(self, segmentID: str) -> np.ndarray:
@@ -228,18 +228,30 @@ class LayerCrop:
         inside_hi = np.maximum(np.minimum(lo + np.asarray(values.shape), np.asarray(dims_kji)), inside_lo)
         a, b = inside_lo - lo, inside_hi - lo
         inside = values[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+        outside = dict.fromkeys(segments, 0)
+        if inside.shape != values.shape:
+            counts, whole = _valueCounts(inside, segments.values()), _valueCounts(values, segments.values())
+            outside = {s: whole[v] - counts[v] for s, v in segments.items()}
+        if len(segments) == 1 and _fillsEveryFace(inside, next(iter(segments.values()))):
+            return cls(inside, tuple(int(n) for n in inside_lo), segments, list(segments), outside)  # type: ignore[arg-type]
         counts = _valueCounts(inside, segments.values())
-        whole = counts if inside.shape == values.shape else _valueCounts(values, segments.values())
-        outside = {s: whole[v] - counts[v] for s, v in segments.items()}
-        voxels = {s: counts[v] for s, v in segments.items()}
-        filled = inside != 0
-        spans = [np.flatnonzero(filled.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1))]
-        if any(span.size == 0 for span in spans):
-            return cls(np.zeros((0, 0, 0), dtype=values.dtype), (0, 0, 0), segments, voxels, outside)
+        filled = [s for s, v in segments.items() if counts[v] > 0]
+        nonzero = inside != 0
+        spans = [np.flatnonzero(nonzero.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1))]
+        if not filled or any(span.size == 0 for span in spans):
+            return cls(np.zeros((0, 0, 0), dtype=values.dtype), (0, 0, 0), segments, filled, outside)
         first = [int(span[0]) for span in spans]
         last = [int(span[-1]) + 1 for span in spans]
         start = tuple(int(s) + n for s, n in zip(inside_lo, first))
-        return cls(inside[first[0]:last[0], first[1]:last[1], first[2]:last[2]], start, segments, voxels, outside)  # type: ignore[arg-type]
+        return cls(inside[first[0]:last[0], first[1]:last[1], first[2]:last[2]], start, segments, filled, outside)  # type: ignore[arg-type]
+
+
+def _fillsEveryFace(values: np.ndarray, value: int) -> bool:
+    """Whether ``value`` is on each of the six faces of the box (then no smaller box holds all of it)."""
+    if values.size == 0:
+        return False
+    faces = (values[0], values[-1], values[:, 0], values[:, -1], values[:, :, 0], values[:, :, -1])
+    return all(bool((face == value).any()) for face in faces)
 
 
 def _valueCounts(values: np.ndarray, keys) -> Dict[int, int]:
@@ -268,7 +280,7 @@ def _layerCrop(segmentationNode, image, segmentIDs: Sequence[str], referenceVolu
     dims = tuple(reversed(reference.shape))
     extent = image.GetExtent() if image is not None else (0, -1, 0, -1, 0, -1)
     if extent[1] < extent[0] or extent[3] < extent[2] or extent[5] < extent[4] or image.GetPointData().GetScalars() is None:
-        return LayerCrop(np.zeros((0, 0, 0), dtype=np.uint8), (0, 0, 0), values, dict.fromkeys(values, 0), dict.fromkeys(values, 0))
+        return LayerCrop(np.zeros((0, 0, 0), dtype=np.uint8), (0, 0, 0), values, [], dict.fromkeys(values, 0))
     m = vtk.vtkMatrix4x4()
     image.GetImageToWorldMatrix(m)
     r = vtk.vtkMatrix4x4()
@@ -407,7 +419,7 @@ def exportSegmentation(
     if beyond:
         details = "; ".join(f"{name}: {n} voxels" for name, n in beyond.items())
         raise VisceralError(f"segments reach outside the reference volume ({details}); crop them in the Segment Editor first")
-    filled = {s for c in crops for s, n in c.voxels.items() if n > 0}
+    filled = {s for c in crops for s in c.filled}
     for segment_id in [s for s in mapping.structures if s not in filled]:
         warnings.append(f"segment {mapping.structures[segment_id].name!r} is empty: left out of the export")
     if not filled:
@@ -462,7 +474,7 @@ def _layerCrops(segmentationNode, mapping: SegmentMapping, referenceVolumeNode, 
             crops.append(crop)
             own, own_volume = _ownVoxels(segmentationNode, segment_id)
             ref_volume = float(np.prod(slicer_grid.spacing_mm))
-            got = crop.voxels[segment_id]
+            got = int(np.count_nonzero(crop.values))
             if own:
                 change = 100.0 * (got * ref_volume - own * own_volume) / (own * own_volume)
                 warnings.append(f"segment {mapping.structures[segment_id].name!r} is not on the reference image's voxel lattice: resampled, "

@@ -274,21 +274,24 @@ class LabelVolumeBuilder:
         """Every pair of structures sharing voxels, with the shared voxel count (each pair in the order
         the structures were given)."""
         counts: Dict[Tuple[str, str], int] = {}
-        for n, first in enumerate(self._boxes):
-            for second in self._boxes[n + 1:]:
-                region = first.meets(second)
-                if region is None:
-                    continue
+        for n, m in zip(*np.nonzero(np.triu(self._meeting(), 1))):
+            first, second = self._boxes[n], self._boxes[m]
+            region = first.meets(second)
+            if region is not None:
                 a, b = first.labels(region), second.labels(region)
                 both = (a != 0) & (b != 0)
-                if not both.any():
-                    continue
                 pairs, number = np.unique(a[both].astype(np.uint64) << np.uint64(32) | b[both].astype(np.uint64), return_counts=True)
                 for pair, count in zip(pairs.tolist(), number.tolist()):
                     names = sorted((self._names[pair >> 32], self._names[pair & 0xFFFFFFFF]), key=self._order.__getitem__)
                     if names[0] != names[1]:
                         counts[(names[0], names[1])] = counts.get((names[0], names[1]), 0) + count
         return [(a, b, n) for (a, b), n in sorted(counts.items(), key=lambda item: (self._order[item[0][0]], self._order[item[0][1]]))]
+
+    def _meeting(self) -> np.ndarray:
+        """Which boxes meet which (each meets itself unless empty), as a matrix."""
+        starts = np.array([box.start for box in self._boxes], dtype=np.int64).reshape(-1, 1, 3)
+        stops = np.array([box.stop for box in self._boxes], dtype=np.int64).reshape(-1, 1, 3)
+        return np.all(np.maximum(starts, starts.transpose(1, 0, 2)) < np.minimum(stops, stops.transpose(1, 0, 2)), axis=2)
 
     def paint(self, k: int, out: np.ndarray) -> List[Tuple[slice, ...]]:
         """Write slices ``k .. k + len(out) - 1`` of the label volume into ``out`` (all zero when given);
@@ -318,8 +321,8 @@ class LabelVolumeBuilder:
         overlaps = self.overlaps()
         if overlaps:
             raise OverlapError(overlaps)
-        for box in self._boxes:
-            box.alone = not any(other is not box and box.meets(other) for other in self._boxes)
+        for box, meets in zip(self._boxes, self._meeting().sum(axis=1).tolist()):
+            box.alone = meets == 1  # only itself
         volume_path = Path(volume_path)
         check_new_files([volume_path, label_table_path(volume_path)], overwrite)
         write_volume_slabs(volume_path, self.geometry, self.dtype, self.paint)
