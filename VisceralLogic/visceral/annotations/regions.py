@@ -190,12 +190,14 @@ def export_region_annotation(
 @dataclass
 class _Box:
     """A box of label values ``[k, j, i]`` whose first voxel is ``start`` of the grid; ``table[v]`` is the
-    label value a value ``v`` stands for (0: background), values past the table's end are background.
-    ``alone``: no other box meets it (set by :meth:`LabelVolumeBuilder.write`)."""
+    label value a value ``v`` stands for (0: background), values past the table's end are background
+    (the table ends at the largest value standing for a structure, then 0).  ``alone``: no other box
+    meets it (set by :meth:`LabelVolumeBuilder.write`)."""
 
     values: np.ndarray
     start: Tuple[int, int, int]
     table: np.ndarray
+    single: bool  # one value stands for a structure: the table's last but one
     alone: bool = False
 
     @property
@@ -211,9 +213,9 @@ class _Box:
         """The label values of the part of the box in ``region`` (grid ``[k, j, i]`` bounds, inside the box),
         written into ``out`` when given."""
         part = self.values[tuple(slice(lo - s, hi - s) for (lo, hi), s in zip(region, self.start))]
-        keys = np.flatnonzero(self.table)
-        if len(keys) == 1:  # one structure: a comparison and a product, several times faster than a lookup
-            return np.multiply(part == keys[0], self.table[keys[0]], out=out, dtype=self.table.dtype)
+        if self.single:  # one structure: a comparison and a product, several times faster than a lookup
+            key = len(self.table) - 2
+            return np.multiply(part == key, self.table[key], out=out, dtype=self.table.dtype)
         return np.take(self.table, part, out=out, mode="clip")  # clip: values past the table read its last entry, 0
 
 
@@ -268,7 +270,7 @@ class LabelVolumeBuilder:
             table[int(value)] = self._values[self.registry.lookup(structure).name]
         if values.dtype.kind == "i":  # negative values past the table's end, as background
             values = values.view(values.dtype.str.replace("i", "u"))
-        self._boxes.append(_Box(values, start, table))  # type: ignore[arg-type]
+        self._boxes.append(_Box(values, start, table, len(structures) == 1))  # type: ignore[arg-type]
 
     def overlaps(self) -> List[Tuple[str, str, int]]:
         """Every pair of structures sharing voxels, with the shared voxel count (each pair in the order
