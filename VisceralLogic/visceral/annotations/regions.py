@@ -191,14 +191,14 @@ def export_region_annotation(
 class _Box:
     """A box of label values ``[k, j, i]`` whose first voxel is ``start`` of the grid; ``table[v]`` is the
     label value a value ``v`` stands for (0: background), values past the table's end are background
-    (the table ends at the largest value standing for a structure, then 0).  ``alone``: no other box
-    meets it (set by :meth:`LabelVolumeBuilder.write`)."""
+    (the table ends at the largest value standing for a structure, then 0).  ``neighbours``: the other
+    boxes it meets (set by :meth:`LabelVolumeBuilder.write`)."""
 
     values: np.ndarray
     start: Tuple[int, int, int]
     table: np.ndarray
     single: bool  # one value stands for a structure: the table's last but one
-    alone: bool = False
+    neighbours: List["_Box"] = field(default_factory=list)
 
     @property
     def stop(self) -> Tuple[int, int, int]:
@@ -289,6 +289,11 @@ class LabelVolumeBuilder:
                         counts[(names[0], names[1])] = counts.get((names[0], names[1]), 0) + count
         return [(a, b, n) for (a, b), n in sorted(counts.items(), key=lambda item: (self._order[item[0][0]], self._order[item[0][1]]))]
 
+    def _find_neighbours(self) -> None:
+        meeting = self._meeting()
+        for n, box in enumerate(self._boxes):
+            box.neighbours = [self._boxes[m] for m in np.flatnonzero(meeting[n]).tolist() if m != n]
+
     def _meeting(self) -> np.ndarray:
         """Which boxes meet which (each meets itself unless empty), as a matrix."""
         starts = np.array([box.start for box in self._boxes], dtype=np.int64).reshape(-1, 1, 3)
@@ -297,7 +302,9 @@ class LabelVolumeBuilder:
 
     def paint(self, k: int, out: np.ndarray) -> List[Tuple[slice, ...]]:
         """Write slices ``k .. k + len(out) - 1`` of the label volume into ``out`` (all zero when given);
-        returns the places written.  Boxes must not overlap (:meth:`write` checks first)."""
+        returns the places written.  Boxes must not overlap (:meth:`write` checks first), and their
+        neighbours must be known (:meth:`write` and :meth:`volume` find them).  A box alone in these slices is written
+        as it is, one meeting others is or-ed in."""
         painted = []
         for box in self._boxes:
             lo, hi = max(k, box.start[0]), min(k + len(out), box.stop[0])
@@ -305,7 +312,7 @@ class LabelVolumeBuilder:
                 continue
             region = ((lo, hi), (box.start[1], box.stop[1]), (box.start[2], box.stop[2]))
             place = (slice(lo - k, hi - k), slice(box.start[1], box.stop[1]), slice(box.start[2], box.stop[2]))
-            if box.alone:
+            if all(max(lo, other.start[0]) >= min(hi, other.stop[0]) for other in box.neighbours):  # alone in these slices
                 box.labels(region, out=out[place])
             else:
                 out[place] |= box.labels(region)  # the boxes' voxels are disjoint: or-ing them in is painting them
@@ -315,6 +322,7 @@ class LabelVolumeBuilder:
     def volume(self) -> np.ndarray:
         """The whole label volume ``[k, j, i]`` as one array (what :meth:`write` writes slab by slab)."""
         labels = np.zeros(self.shape, dtype=self.dtype)
+        self._find_neighbours()
         self.paint(0, labels)
         return labels
 
@@ -323,8 +331,7 @@ class LabelVolumeBuilder:
         overlaps = self.overlaps()
         if overlaps:
             raise OverlapError(overlaps)
-        for box, meets in zip(self._boxes, self._meeting().sum(axis=1).tolist()):
-            box.alone = meets == 1  # only itself
+        self._find_neighbours()
         volume_path = Path(volume_path)
         check_new_files([volume_path, label_table_path(volume_path)], overwrite)
         write_volume_slabs(volume_path, self.geometry, self.dtype, self.paint)
