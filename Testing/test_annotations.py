@@ -263,7 +263,6 @@ def test_label_volume_written_slab_by_slab_from_layers_equals_the_plain_array(tm
 
     nk, nj, ni = shape_kji
     monkeypatch.setattr(imageio, "GZIP_BLOCK_BYTES", 2 * ni * nj * 2 + 1)  # slabs of two slices, a shorter last one
-    monkeypatch.setattr(imageio, "ZERO_UNIT_BYTES", 16)
     monkeypatch.setattr(imageio, "_ZERO_MEMBERS", {})
     geometry = ImageGeometry((ni, nj, nk), (0.7, 0.8, 2.5), (-10.0, 5.0, 30.0), ((1, 0, 0), (0, 1, 0), (0, 0, 1)))
     rng = np.random.default_rng(nk)

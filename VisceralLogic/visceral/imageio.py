@@ -22,7 +22,7 @@ import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
@@ -159,7 +159,13 @@ def write_volume_slabs(path: PathLike, geometry: ImageGeometry, dtype: np.dtype,
             out = buffers.out = np.zeros((step, nj, ni), dtype)
         out = out[:min(step, nk - k)]
         painted = paint(k, out)
-        data = _gzip_block(out, level, LABEL_MEM_LEVEL, _units_with_data(out, painted)) if compressed else out.tobytes()
+        if compressed:  # the rows [k, j] of the places painted may hold data, the others are zero
+            rows = np.zeros(out.shape[:2], dtype=bool)
+            for place in painted:
+                rows[place[:2]] = True
+            data = _gzip_block(out, level, LABEL_MEM_LEVEL, rows.ravel(), ni * dtype.itemsize)
+        else:
+            data = out.tobytes()
         for place in painted:
             out[place] = 0
         return data
@@ -175,24 +181,6 @@ def write_volume_slabs(path: PathLike, geometry: ImageGeometry, dtype: np.dtype,
                 tasks = (partial(slab, k, True) for k in range(0, nk, step))
                 _write_gzip_members(handle, itertools.chain([partial(_gzip_block, head, level)], tasks))
     return path
-
-
-def _units_with_data(out: np.ndarray, painted: Painted) -> np.ndarray:
-    """Which :data:`ZERO_UNIT_BYTES` units of the slab ``out`` may hold data: those meeting a row
-    ``[k, j]`` of a place written (the rest of the slab is zero)."""
-    rows = np.zeros(out.shape[:2], dtype=bool)
-    for place in painted:
-        rows[place[:2]] = True
-    written = np.concatenate(([0], np.cumsum(rows.ravel())))  # rows written before each row
-    first, last = _unit_rows(out.nbytes, out.shape[2] * out.itemsize, ZERO_UNIT_BYTES)
-    return written[last + 1] > written[first]
-
-
-@lru_cache(maxsize=8)
-def _unit_rows(nbytes: int, row_bytes: int, unit_bytes: int) -> Tuple[np.ndarray, np.ndarray]:
-    """The first and last row each whole unit of a block of ``nbytes`` meets."""
-    units = np.arange(nbytes // unit_bytes)
-    return units * unit_bytes // row_bytes, ((units + 1) * unit_bytes - 1) // row_bytes
 
 
 #: Bytes of voxels compressed as one gzip member (by one thread).
@@ -236,12 +224,14 @@ def _write_gzip_members(handle: BinaryIO, blocks: Iterator[Callable[[], bytes]])
             handle.write(pending.popleft().result())
 
 
-def _gzip_block(chunk, level: int, mem_level: int = zlib.DEF_MEM_LEVEL, data_units: Optional[np.ndarray] = None) -> bytes:
+def _gzip_block(chunk, level: int, mem_level: int = zlib.DEF_MEM_LEVEL, data_units: Optional[np.ndarray] = None,
+                unit_bytes: Optional[int] = None) -> bytes:
     """A block as gzip members: one per run of data (compressed at ``level`` with zlib's ``mem_level``),
     and for each run of zero bytes (the background of a label volume) members compressed once per
-    process (:func:`_zero_member`).  ``data_units``: see :func:`_zero_runs`."""
-    runs = _zero_runs(chunk, data_units)
-    return b"".join(_zero_member(units, level) if units else _gzip_member(piece, level, mem_level) for units, piece in runs)
+    process (:func:`_zero_member`).  ``data_units``, ``unit_bytes``: see :func:`_zero_runs`."""
+    unit_bytes = unit_bytes or ZERO_UNIT_BYTES
+    runs = _zero_runs(chunk, data_units, unit_bytes)
+    return b"".join(_zero_member(units, level, unit_bytes) if units else _gzip_member(piece, level, mem_level) for units, piece in runs)
 
 
 def _gzip_member(data, level: int, mem_level: int) -> bytes:
@@ -257,49 +247,51 @@ def _gzip_member(data, level: int, mem_level: int) -> bytes:
 LABEL_MEM_LEVEL = 4
 
 
-#: Size of the runs of zero bytes the writer recognizes (a run is a whole number of these, aligned in its block).
+#: Size of the runs of zero bytes write_volume recognizes (a run is a whole number of these, aligned in its block;
+#: write_volume_slabs knows its zero rows and takes rows as its units).
 ZERO_UNIT_BYTES = 8 << 10
-_ZERO_MEMBERS: Dict[Tuple[int, int], bytes] = {}
+_ZERO_MEMBERS: Dict[Tuple[int, int, int], bytes] = {}
 
 
-def _zero_member(units: int, level: int) -> bytes:
-    """gzip members holding ``units`` x :data:`ZERO_UNIT_BYTES` zero bytes: one member per power of two
-    in ``units``, each compressed once per process and level."""
+def _zero_member(units: int, level: int, unit_bytes: int) -> bytes:
+    """gzip members holding ``units`` x ``unit_bytes`` zero bytes: one member per power of two in
+    ``units``, each compressed once per process, unit and level."""
     members = []
     bit = 1
     while bit <= units:
         if units & bit:
-            member = _ZERO_MEMBERS.get((bit, level))
+            member = _ZERO_MEMBERS.get((unit_bytes, bit, level))
             if member is None:
-                member = _ZERO_MEMBERS[(bit, level)] = gzip.compress(bytes(bit * ZERO_UNIT_BYTES), level, mtime=0)
+                member = _ZERO_MEMBERS[(unit_bytes, bit, level)] = gzip.compress(bytes(bit * unit_bytes), level, mtime=0)
             members.append(member)
         bit <<= 1
     return b"".join(members)
 
 
-def _zero_runs(chunk, data_units: Optional[np.ndarray] = None) -> Iterator[Tuple[int, memoryview]]:
-    """A block as consecutive pieces: ``(n, empty)`` for ``n`` units of zero bytes, ``(0, bytes)`` for the
-    rest.  The units holding data are found by looking at them, or given (``data_units``: ``False``
-    for each unit known to be zero)."""
+def _zero_runs(chunk, data_units: Optional[np.ndarray] = None, unit_bytes: int = 0) -> Iterator[Tuple[int, memoryview]]:
+    """A block as consecutive pieces: ``(n, empty)`` for ``n`` units of zero bytes (``unit_bytes`` each,
+    default :data:`ZERO_UNIT_BYTES`), ``(0, bytes)`` for the rest.  The units holding data are found by
+    looking at them, or given (``data_units``: ``False`` for each unit known to be zero)."""
+    unit = unit_bytes or ZERO_UNIT_BYTES
     view = memoryview(chunk).cast("B")
-    whole = len(view) // ZERO_UNIT_BYTES
+    whole = len(view) // unit
     if whole == 0:
         yield 0, view
         return
     if data_units is None:
-        nonzero = np.frombuffer(view[:whole * ZERO_UNIT_BYTES], dtype=np.uint64).reshape(whole, -1).any(axis=1)
+        nonzero = np.frombuffer(view[:whole * unit], dtype=np.uint64).reshape(whole, -1).any(axis=1)
     else:
         nonzero = data_units
     edges = np.flatnonzero(np.diff(nonzero.astype(np.int8))) + 1
     start = 0
     for end in [*edges.tolist(), whole]:
         if nonzero[start]:
-            stop = len(view) if end == whole else end * ZERO_UNIT_BYTES  # the tail goes with data
-            yield 0, view[start * ZERO_UNIT_BYTES:stop]
+            stop = len(view) if end == whole else end * unit  # the tail goes with data
+            yield 0, view[start * unit:stop]
         else:
             yield end - start, view[:0]
-            if end == whole and len(view) > whole * ZERO_UNIT_BYTES:
-                yield 0, view[whole * ZERO_UNIT_BYTES:]
+            if end == whole and len(view) > whole * unit:
+                yield 0, view[whole * unit:]
         start = end
 
 
