@@ -138,14 +138,15 @@ def write_volume(path: PathLike, array: np.ndarray, geometry: ImageGeometry, com
 Painted = List[Tuple[slice, ...]]
 
 
-def write_volume_slabs(path: PathLike, geometry: ImageGeometry, dtype: np.dtype, paint: Callable[[int, np.ndarray], Painted],
+def write_volume_slabs(path: PathLike, geometry: ImageGeometry, dtype: np.dtype, paint: Callable[[int, np.ndarray, np.ndarray], Painted],
                        compress: Optional[bool] = None, level: int = GZIP_LEVEL) -> Path:
-    """Write a volume on ``geometry`` made slab by slab, without the whole array: ``paint(k, out)``
+    """Write a volume on ``geometry`` made slab by slab, without the whole array: ``paint(k, out, rows)``
     writes the voxels of slices ``k .. k + len(out) - 1`` into ``out`` (``[k, j, i]``, all zero when
-    given) and returns the places it wrote.  Each slab (about :data:`GZIP_BLOCK_BYTES`) is painted
-    and compressed by one worker thread in a buffer of its own, reused for its next slab; otherwise
-    as :func:`write_volume` (the same header; zero runs as the same cached members).  Memory: one
-    slab buffer per worker."""
+    given), marks in ``rows`` (``[k, j]``, all ``False`` when given) every row where it wrote a voxel other
+    than 0, and returns the places it wrote.  Each slab (about :data:`GZIP_BLOCK_BYTES`) is painted
+    and compressed by one worker thread in a buffer of its own, reused for its next slab; the rows not
+    marked go out as cached members of zeros, the others through zlib.  Otherwise as
+    :func:`write_volume` (the same header).  Memory: one slab buffer per worker."""
     path = Path(path)
     dtype = _checked_dtype(geometry, dtype)
     ni, nj, nk = geometry.shape
@@ -158,14 +159,9 @@ def write_volume_slabs(path: PathLike, geometry: ImageGeometry, dtype: np.dtype,
         if out is None:
             out = buffers.out = np.zeros((step, nj, ni), dtype)
         out = out[:min(step, nk - k)]
-        painted = paint(k, out)
-        if compressed:  # the rows [k, j] of the places painted may hold data, the others are zero
-            rows = np.zeros(out.shape[:2], dtype=bool)
-            for place in painted:
-                rows[place[:2]] = True
-            data = _gzip_block(out, level, LABEL_MEM_LEVEL, rows.ravel(), ni * dtype.itemsize)
-        else:
-            data = out.tobytes()
+        rows = np.zeros(out.shape[:2], dtype=bool)
+        painted = paint(k, out, rows)
+        data = _gzip_block(out, level, LABEL_MEM_LEVEL, rows.ravel(), ni * dtype.itemsize) if compressed else out.tobytes()
         for place in painted:
             out[place] = 0
         return data

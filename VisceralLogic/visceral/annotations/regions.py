@@ -209,14 +209,20 @@ class _Box:
         region = tuple((max(a, b), min(c, d)) for a, b, c, d in zip(self.start, other.start, self.stop, other.stop))
         return None if any(lo >= hi for lo, hi in region) else region
 
-    def labels(self, region: Tuple[Tuple[int, int], ...], out: Optional[np.ndarray] = None) -> np.ndarray:
+    def labels(self, region: Tuple[Tuple[int, int], ...], out: Optional[np.ndarray] = None, rows: Optional[np.ndarray] = None) -> np.ndarray:
         """The label values of the part of the box in ``region`` (grid ``[k, j, i]`` bounds, inside the box),
-        written into ``out`` when given."""
+        written into ``out`` when given; the rows ``[k, j]`` holding a label marked in ``rows`` when given."""
         part = self.values[tuple(slice(lo - s, hi - s) for (lo, hi), s in zip(region, self.start))]
         if self.single:  # one structure: a comparison and a product, several times faster than a lookup
             key = len(self.table) - 2
-            return np.multiply(part == key, self.table[key], out=out, dtype=self.table.dtype)
-        return np.take(self.table, part, out=out, mode="clip")  # clip: values past the table read its last entry, 0
+            mask = part == key
+            if rows is not None:
+                rows |= mask.any(axis=2)
+            return np.multiply(mask, self.table[key], out=out, dtype=self.table.dtype)
+        labels = np.take(self.table, part, out=out, mode="clip")  # clip: values past the table read its last entry, 0
+        if rows is not None:
+            rows |= (labels != 0).any(axis=2)
+        return labels
 
 
 class LabelVolumeBuilder:
@@ -300,9 +306,9 @@ class LabelVolumeBuilder:
         stops = np.array([box.stop for box in self._boxes], dtype=np.int64).reshape(-1, 1, 3)
         return np.all(np.maximum(starts, starts.transpose(1, 0, 2)) < np.minimum(stops, stops.transpose(1, 0, 2)), axis=2)
 
-    def paint(self, k: int, out: np.ndarray) -> List[Tuple[slice, ...]]:
-        """Write slices ``k .. k + len(out) - 1`` of the label volume into ``out`` (all zero when given);
-        returns the places written.  Boxes must not overlap (:meth:`write` checks first), and their
+    def paint(self, k: int, out: np.ndarray, rows: Optional[np.ndarray] = None) -> List[Tuple[slice, ...]]:
+        """Write slices ``k .. k + len(out) - 1`` of the label volume into ``out`` (all zero when given),
+        mark the rows ``[k, j]`` holding a label in ``rows`` (when given); returns the places written.  Boxes must not overlap (:meth:`write` checks first), and their
         neighbours must be known (:meth:`write` and :meth:`volume` find them).  A box alone in these slices is written
         as it is, one meeting others is or-ed in."""
         painted = []
@@ -312,10 +318,11 @@ class LabelVolumeBuilder:
                 continue
             region = ((lo, hi), (box.start[1], box.stop[1]), (box.start[2], box.stop[2]))
             place = (slice(lo - k, hi - k), slice(box.start[1], box.stop[1]), slice(box.start[2], box.stop[2]))
+            marks = None if rows is None else rows[place[:2]]
             if all(max(lo, other.start[0]) >= min(hi, other.stop[0]) for other in box.neighbours):  # alone in these slices
-                box.labels(region, out=out[place])
+                box.labels(region, out=out[place], rows=marks)
             else:
-                out[place] |= box.labels(region)  # the boxes' voxels are disjoint: or-ing them in is painting them
+                out[place] |= box.labels(region, rows=marks)  # the boxes' voxels are disjoint: or-ing them in is painting them
             painted.append(place)
         return painted
 
