@@ -258,7 +258,7 @@ def _zero_member(units: int, level: int, unit_bytes: int) -> bytes:
         if units & bit:
             member = _ZERO_MEMBERS.get((unit_bytes, bit, level))
             if member is None:
-                member = _ZERO_MEMBERS[(unit_bytes, bit, level)] = gzip.compress(bytes(bit * unit_bytes), level, mtime=0)
+                member = _ZERO_MEMBERS[(unit_bytes, bit, level)] = _gzip_member(bytes(bit * unit_bytes), level, zlib.DEF_MEM_LEVEL)
             members.append(member)
         bit <<= 1
     return b"".join(members)
