@@ -364,3 +364,58 @@ def test_scoring_scenario(tmp_path: Path) -> None:
     dice = Scenarios.scenarioScoring(str(tmp_path))
     assert 0.5 < dice < 1.0
 
+def test_segments_sharing_a_layer_are_exported_at_once_as_the_plain_label_array(tmp_path: Path) -> None:
+    """Five segments in one labelmap layer (as the Segment Editor keeps them; values 1..5, one of them
+    touching five faces of the oblique, left-handed grid): the label volume equals the array painted the
+    plain way from whole-grid masks, with RadLex values above 32767 kept; no node is left behind."""
+    import numpy as np
+
+    from visceral.imageio import read_volume
+
+    scene = Scenarios.newScene()
+    volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path)))
+    masks = Scenarios.structures()
+    aorta = np.zeros_like(masks["liver"])
+    aorta[:, 11, :] = True
+    masks["aorta"] = aorta
+    values = np.zeros(masks["liver"].shape, np.uint8)
+    for n, mask in enumerate(masks.values(), start=1):
+        values[mask] = n
+    slicer_grid = MRMLBridge.geometryFromVolumeNode(volume)
+    labelmap = MRMLBridge.labelmapNode(scene, slicer_grid.array_from(values, Scenarios.GEOMETRY), volume)
+    segmentation = slicer.vtkMRMLSegmentationNode()
+    scene.AddNode(segmentation)
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+    scene.RemoveNode(labelmap)
+    held = segmentation.GetSegmentation()
+    assert held.GetNumberOfSegments() == 5 and held.GetNumberOfLayers() == 1
+    for n, name in enumerate(masks):
+        held.GetSegment(held.GetNthSegmentID(n)).SetName(name)
+    nodes = scene.GetNumberOfNodes()
+    result = MRMLBridge.exportSegmentation(segmentation, volume, str(tmp_path / "out"), Scenarios.REGION)
+    assert scene.GetNumberOfNodes() == nodes
+    expected = np.zeros(masks["liver"].shape, np.uint16)
+    for name, mask in masks.items():
+        expected[mask] = result.labels[name]
+    assert result.labels["left rectus abdominis"] == 40358
+    labels, grid = read_volume(result.files[0])
+    assert grid.same_grid(Scenarios.GEOMETRY, 1e-4)
+    np.testing.assert_array_equal(labels, expected)
+
+
+def test_overlaps_of_three_segments_are_counted_for_every_pair(tmp_path: Path) -> None:
+    import numpy as np
+
+    from visceral.annotations.regions import find_overlaps
+
+    scene = Scenarios.newScene()
+    volume = MRMLBridge.loadVolume(scene, str(Scenarios.writeImage(tmp_path)))
+    liver = Scenarios.structures()["liver"]
+    k = np.arange(liver.size).reshape(liver.shape)
+    masks = {"liver": liver, "spleen": liver & (k % 2 == 0), "aorta": liver & (k % 3 == 0)}
+    segmentation = Scenarios.segmentationFromMasks(scene, volume, masks, list(masks))
+    with pytest.raises(Exception) as refused:
+        MRMLBridge.exportSegmentation(segmentation, volume, str(tmp_path / "out"), Scenarios.REGION)
+    assert refused.value.overlaps == find_overlaps(masks)
+    assert len(refused.value.overlaps) == 3

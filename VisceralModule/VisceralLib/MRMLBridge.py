@@ -10,8 +10,9 @@ file's: for a left-handed NIfTI grid Slicer reverses the k axis (found on slicer
 Traps handled here (measured on slicer-core 5.13, shared/reference/slicer-core-headless.md):
 
 - ``ExportSegmentsToLabelmapNode`` writes signed 16-bit labels, clamping RadLex IDs above 32767
-  (rectus abdominis 40357/40358).  The bridge exports each segment alone as a 0/1 mask and takes
-  label values from the registry, so nothing is clamped.
+  (rectus abdominis 40357/40358).  The bridge reads each labelmap layer as the segmentation holds it
+  and maps the segments' values in it to label values from the registry with a lookup table (a segment
+  off the reference lattice is exported alone, as a 0/1 mask), so nothing is clamped.
 - ``.mrk.json`` stores control points in LPS but a per-point measurement verbatim.  The bridge keeps
   the covariance measurement in Slicer's world frame (RAS) and says so in the measurement.
 - Per-point measurement values do not follow point insertion or removal: they are rebuilt from
@@ -209,59 +210,94 @@ def segmentMasks(segmentationNode, segmentIDs: Sequence[str], referenceVolumeNod
 
 
 @dataclass
-class SegmentCrop:
-    """A segment where it is: a boolean box ``[k, j, i]`` of the reference volume's Slicer grid, the
-    index of its first voxel there, and the segment's voxels that lie outside that grid."""
+class LayerCrop:
+    """Segments of one labelmap layer as a box of the reference volume's Slicer grid, cut to the voxels
+    they fill: the layer's values ``[k, j, i]`` there (a view of the layer's own array when the layer
+    lies on the reference lattice), the index of the box's first voxel, each segment's value in the
+    layer, the segments with voxels inside the grid, and each segment's voxels outside it."""
 
-    mask: np.ndarray
+    values: np.ndarray
     start_kji: Tuple[int, int, int]
-    outside: int
+    segments: Dict[str, int]  # segment ID -> its value in the layer
+    filled: List[str]  # the segments with voxels inside the reference grid
+    outside: Dict[str, int]  # segment ID -> its voxels outside the reference grid
+
+    def mask(self, segmentID: str) -> np.ndarray:
+        """The box of one segment, boolean."""
+        return self.values == self.segments[segmentID]
 
     @classmethod
-    def around(cls, mask: np.ndarray, start_kji: Sequence[int], outside: int) -> "SegmentCrop":
-        """The crop of the box ``mask`` (first voxel at ``start_kji``) down to the voxels it fills
-        (an empty crop when it fills none)."""
-        spans = [np.flatnonzero(mask.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1))]
-        if spans[0].size == 0:
-            return cls(np.zeros((0, 0, 0), dtype=bool), (0, 0, 0), outside)
-        lo = [int(span[0]) for span in spans]
-        hi = [int(span[-1]) + 1 for span in spans]
-        start = tuple(int(s) + n for s, n in zip(start_kji, lo))
-        return cls(np.ascontiguousarray(mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]), start, outside)  # type: ignore[arg-type]
+    def around(cls, values: np.ndarray, lo_kji: Sequence[int], dims_kji: Sequence[int], segments: Dict[str, int]) -> "LayerCrop":
+        """The crop of the box ``values`` (its first voxel at ``lo_kji`` of a grid of ``dims_kji`` voxels,
+        may reach outside it) down to the grid and to the voxels the segments fill there."""
+        lo = np.asarray(lo_kji)
+        inside_lo = np.maximum(lo, 0)
+        inside_hi = np.maximum(np.minimum(lo + np.asarray(values.shape), np.asarray(dims_kji)), inside_lo)
+        a, b = inside_lo - lo, inside_hi - lo
+        inside = values[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+        outside = dict.fromkeys(segments, 0)
+        if inside.shape != values.shape:
+            counts, whole = _valueCounts(inside, segments.values()), _valueCounts(values, segments.values())
+            outside = {s: whole[v] - counts[v] for s, v in segments.items()}
+        if len(segments) == 1 and _fillsEveryFace(inside, next(iter(segments.values()))):
+            return cls(inside, tuple(int(n) for n in inside_lo), segments, list(segments), outside)  # type: ignore[arg-type]
+        counts = _valueCounts(inside, segments.values())
+        filled = [s for s, v in segments.items() if counts[v] > 0]
+        nonzero = inside != 0
+        spans = [np.flatnonzero(nonzero.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1))]
+        if not filled or any(span.size == 0 for span in spans):
+            return cls(np.zeros((0, 0, 0), dtype=values.dtype), (0, 0, 0), segments, filled, outside)
+        first = [int(span[0]) for span in spans]
+        last = [int(span[-1]) + 1 for span in spans]
+        start = tuple(int(s) + n for s, n in zip(inside_lo, first))
+        return cls(inside[first[0]:last[0], first[1]:last[1], first[2]:last[2]], start, segments, filled, outside)  # type: ignore[arg-type]
 
 
-def segmentCrop(segmentationNode, segmentID: str, referenceVolumeNode) -> Optional[SegmentCrop]:
-    """The segment's own binary labelmap as a box of the reference volume's lattice -- no whole-grid
-    export, no resampling -- or ``None`` when the segment's labelmap lies on another lattice (finer,
-    rotated, shifted by a fraction of a voxel: then Slicer must resample it, see :func:`segmentMasks`)."""
-    image = slicer.vtkOrientedImageData()
-    segmentationNode.GetBinaryLabelmapRepresentation(segmentID, image)
-    extent = image.GetExtent()
+def _fillsEveryFace(values: np.ndarray, value: int) -> bool:
+    """Whether ``value`` is on each of the six faces of the box (then no smaller box holds all of it)."""
+    if values.size == 0:
+        return False
+    faces = (values[0], values[-1], values[:, 0], values[:, -1], values[:, :, 0], values[:, :, -1])
+    return all(bool((face == value).any()) for face in faces)
+
+
+def _valueCounts(values: np.ndarray, keys) -> Dict[int, int]:
+    """How many voxels of ``values`` hold each of ``keys`` (one pass for all of them)."""
+    keys = [int(k) for k in keys]
+    if len(keys) == 1:
+        return {keys[0]: int(np.count_nonzero(values == keys[0]))}
+    if values.dtype.itemsize > 2:
+        found, counts = np.unique(values, return_counts=True)
+        return {k: int(counts[found == k].sum()) for k in keys}
+    flat = values.view(values.dtype.str.replace("i", "u")) if values.dtype.kind == "i" else values
+    total = np.zeros(1 << (8 * flat.dtype.itemsize), dtype=np.int64)
+    for k in range(flat.shape[0]):  # a slice at a time: bincount counts in an integer array the size of its input
+        total += np.bincount(flat[k].ravel(), minlength=total.size)
+    return {k: int(total[k]) for k in keys}
+
+
+def _layerCrop(segmentationNode, image, segmentIDs: Sequence[str], referenceVolumeNode) -> Optional[LayerCrop]:
+    """The segments ``segmentIDs`` of a labelmap layer (``image``, the binary labelmap they share) taken
+    as the layer holds them -- no export, no resampling, no copy -- or ``None`` when the layer lies on
+    another lattice than the reference volume (finer, rotated, shifted by a fraction of a voxel, or
+    through a non-linear transform: then Slicer must resample, see :func:`segmentMasks`)."""
+    segmentation = segmentationNode.GetSegmentation()
+    values = {s: int(segmentation.GetSegment(s).GetLabelValue()) for s in segmentIDs}
     reference = geometryFromVolumeNode(referenceVolumeNode)
-    dims = reference.shape
-    if extent[1] < extent[0] or image.GetPointData().GetScalars() is None:
-        return SegmentCrop.around(np.zeros((0, 0, 0), dtype=bool), (0, 0, 0), 0)
+    dims = tuple(reversed(reference.shape))
+    extent = image.GetExtent() if image is not None else (0, -1, 0, -1, 0, -1)
+    if extent[1] < extent[0] or extent[3] < extent[2] or extent[5] < extent[4] or image.GetPointData().GetScalars() is None:
+        return LayerCrop(np.zeros((0, 0, 0), dtype=np.uint8), (0, 0, 0), values, [], dict.fromkeys(values, 0))
     m = vtk.vtkMatrix4x4()
     image.GetImageToWorldMatrix(m)
     r = vtk.vtkMatrix4x4()
     referenceVolumeNode.GetIJKToRASMatrix(r)
     to_reference = _segmentationToReference(segmentationNode, referenceVolumeNode)
-    if to_reference is None:
-        return None  # a non-linear transform: Slicer resamples
-    if not np.allclose(to_reference @ matrixToNumpy(m), matrixToNumpy(r), atol=1e-6):
-        return None  # another lattice
+    if to_reference is None or not np.allclose(to_reference @ matrixToNumpy(m), matrixToNumpy(r), atol=1e-6):
+        return None
     size = (extent[5] - extent[4] + 1, extent[3] - extent[2] + 1, extent[1] - extent[0] + 1)
-    values = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(size) != 0
-    lo = np.array([extent[4], extent[2], extent[0]])
-    hi = lo + np.array(size)
-    inside_lo = np.maximum(lo, 0)
-    inside_hi = np.minimum(hi, np.array([dims[2], dims[1], dims[0]]))
-    if np.any(inside_hi <= inside_lo):
-        return SegmentCrop.around(np.zeros((0, 0, 0), dtype=bool), (0, 0, 0), int(np.count_nonzero(values)))
-    a, b = inside_lo - lo, inside_hi - lo
-    mask = values[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
-    outside = int(np.count_nonzero(values)) - int(np.count_nonzero(mask))
-    return SegmentCrop.around(mask, inside_lo.tolist(), outside)
+    array = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(size)
+    return LayerCrop.around(array, (extent[4], extent[2], extent[0]), dims, values)
 
 
 def _voxelsOutside(segmentationNode, segmentID: str, referenceVolumeNode, reference: ImageGeometry) -> int:
@@ -385,29 +421,35 @@ def exportSegmentation(
     slicer_grid = geometryFromVolumeNode(referenceVolumeNode)
     if not segmentationNode.GetSegmentation().ContainsRepresentation(slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()):
         segmentationNode.CreateBinaryLabelmapRepresentation()  # segments held as surfaces only: voxels first, as Slicer's own export does
-    crops, warnings = _segmentCrops(segmentationNode, mapping, referenceVolumeNode, slicer_grid)
-    beyond = {mapping.structures[s].name: c.outside for s, c in crops.items() if c.outside > 0}
+    crops, warnings = _layerCrops(segmentationNode, mapping, referenceVolumeNode, slicer_grid)
+    beyond = {mapping.structures[s].name: n for c in crops for s, n in c.outside.items() if n > 0}
     if beyond:
         details = "; ".join(f"{name}: {n} voxels" for name, n in beyond.items())
         raise VisceralError(f"segments reach outside the reference volume ({details}); crop them in the Segment Editor first")
-    for segment_id in [s for s, c in crops.items() if not c.mask.any()]:
+    filled = {s for c in crops for s in c.filled}
+    for segment_id in [s for s in mapping.structures if s not in filled]:
         warnings.append(f"segment {mapping.structures[segment_id].name!r} is empty: left out of the export")
-        del crops[segment_id]
-    if not crops:
+    if not filled:
         raise VisceralError("every segment is empty: nothing to export")
-    on_file = {mapping.structures[s].name: file_grid.crop_from(c.mask, c.start_kji, slicer_grid) for s, c in crops.items()}
+    names = [mapping.structures[s].name for s in mapping.structures if s in filled]
     base = annotation.annotation(FileKind.REGION)
     if uncertainty:
         full = {}
-        for name, (mask, (k, j, i)) in on_file.items():
-            volume_mask = np.zeros(tuple(reversed(file_grid.shape)), dtype=bool)
-            volume_mask[k:k + mask.shape[0], j:j + mask.shape[1], i:i + mask.shape[2]] = mask
-            full[name] = volume_mask
+        for crop in crops:
+            for segment_id in [s for s in crop.segments if s in filled]:
+                mask, (k, j, i) = file_grid.crop_from(crop.mask(segment_id), crop.start_kji, slicer_grid)
+                volume_mask = np.zeros(tuple(reversed(file_grid.shape)), dtype=bool)
+                volume_mask[k:k + mask.shape[0], j:j + mask.shape[1], i:i + mask.shape[2]] = mask
+                full[mapping.structures[segment_id].name] = volume_mask
+        full = {name: full[name] for name in names}
         written = export_uncertainty_volumes(full, file_grid, base, folder, registry, overwrite=overwrite)
         return SegmentationExport([str(p) for p in written.values()], {n: registry.lookup(n).radlex_id for n in written}, warnings)
-    builder = LabelVolumeBuilder(list(on_file), file_grid, registry)
-    for name, (mask, start) in on_file.items():
-        builder.add(name, mask, start)
+    builder = LabelVolumeBuilder(names, file_grid, registry)
+    for crop in crops:
+        segments = {value: mapping.structures[s].name for s, value in crop.segments.items() if s in filled}
+        if segments:
+            values, start = file_grid.crop_from(crop.values, crop.start_kji, slicer_grid)
+            builder.add_layer(values, start, segments)
     volume = Path(folder) / base.format()
     table = builder.write(volume, overwrite=overwrite)
     return SegmentationExport([str(volume), str(volume.with_name(base.with_extension(".csv").format()))], table.as_dict(), warnings)
@@ -429,25 +471,37 @@ def scoreSegmentation(segmentationNode, imageNode, referenceFolder: str, referen
         return evaluate(referenceFolder, results, images=[key], reference_annotator=referenceAnnotator, resample=resample)
 
 
-def _segmentCrops(segmentationNode, mapping: SegmentMapping, referenceVolumeNode, slicer_grid: ImageGeometry) -> Tuple[Dict[str, SegmentCrop], List[str]]:
-    """Every mapped segment as a box of the reference lattice: taken as it is where the segment lies on
-    that lattice (the usual case: no export at all), else exported by Slicer onto it (resampled, always
-    with a warning that names the segment and its change of volume)."""
-    crops: Dict[str, SegmentCrop] = {}
+def _layerCrops(segmentationNode, mapping: SegmentMapping, referenceVolumeNode, slicer_grid: ImageGeometry) -> Tuple[List[LayerCrop], List[str]]:
+    """The mapped segments as boxes of the reference lattice, a layer at a time: taken as the layer
+    holds them where it lies on that lattice (the usual case: no export at all), else each segment
+    exported by Slicer onto it (resampled, always with a warning that names the segment and its
+    change of volume)."""
+    segmentation = segmentationNode.GetSegmentation()
+    labelmap = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
+    layers: Dict[str, Tuple[object, List[str]]] = {}  # the address of a labelmap -> it, the segments it holds
+    for segment_id in mapping.structures:
+        image = segmentation.GetSegment(segment_id).GetRepresentation(labelmap)
+        key = image.GetAddressAsString("vtkObject") if image is not None else segment_id
+        layers.setdefault(key, (image, []))[1].append(segment_id)
+    crops: List[LayerCrop] = []
     warnings: List[str] = []
-    for segment_id, structure in mapping.structures.items():
-        crop = segmentCrop(segmentationNode, segment_id, referenceVolumeNode)
-        if crop is None:
+    for image, ids in layers.values():
+        crop = _layerCrop(segmentationNode, image, ids, referenceVolumeNode)
+        if crop is not None:
+            crops.append(crop)
+            continue
+        for segment_id in ids:
             masks, outside = segmentMasks(segmentationNode, [segment_id], referenceVolumeNode)
-            crop = SegmentCrop.around(masks[segment_id], (0, 0, 0), outside[segment_id])
+            crop = LayerCrop.around(masks[segment_id].view(np.uint8), (0, 0, 0), masks[segment_id].shape, {segment_id: 1})
+            crop.outside[segment_id] = outside[segment_id]
+            crops.append(crop)
             own, own_volume = _ownVoxels(segmentationNode, segment_id)
             ref_volume = float(np.prod(slicer_grid.spacing_mm))
-            got = int(np.count_nonzero(crop.mask))
+            got = int(np.count_nonzero(crop.values))
             if own:
                 change = 100.0 * (got * ref_volume - own * own_volume) / (own * own_volume)
-                warnings.append(f"segment {structure.name!r} is not on the reference image's voxel lattice: resampled, "
+                warnings.append(f"segment {mapping.structures[segment_id].name!r} is not on the reference image's voxel lattice: resampled, "
                                 f"{own} voxels of its own grid became {got} (volume {change:+.0f} %)")
-        crops[segment_id] = crop
     return crops, warnings
 
 

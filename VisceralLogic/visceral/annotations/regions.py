@@ -25,7 +25,7 @@ from visceral.conventions.labels import LabelTable, Structure, StructureRegistry
 from visceral.conventions.names import FileKind, VisceralName, parse_name
 from visceral.errors import InvalidNameError, VisceralError
 from visceral.fileio import check_new_files
-from visceral.imageio import read_geometry, read_volume, smallest_label_dtype, write_volume
+from visceral.imageio import read_geometry, read_volume, smallest_label_dtype, write_volume, write_volume_slabs
 from visceral.types import PathLike
 
 __all__ = [
@@ -188,15 +188,55 @@ def export_region_annotation(
     return table
 
 
+@dataclass
+class _Box:
+    """A box of label values ``[k, j, i]`` whose first voxel is ``start`` of the grid; ``table[v]`` is the
+    label value a value ``v`` stands for (0: background), values past the table's end are background
+    (the table ends at the largest value standing for a structure, then 0).  ``neighbours``: the other
+    boxes it meets (set by :meth:`LabelVolumeBuilder.write`)."""
+
+    values: np.ndarray
+    start: Tuple[int, int, int]
+    table: np.ndarray
+    single: bool  # one value stands for a structure: the table's last but one
+    neighbours: List["_Box"] = field(default_factory=list)
+
+    @property
+    def stop(self) -> Tuple[int, int, int]:
+        return (self.start[0] + self.values.shape[0], self.start[1] + self.values.shape[1], self.start[2] + self.values.shape[2])
+
+    def meets(self, other: "_Box") -> Optional[Tuple[Tuple[int, int], ...]]:
+        """Where the two boxes meet (grid ``[k, j, i]`` bounds), ``None`` when they do not."""
+        region = tuple((max(a, b), min(c, d)) for a, b, c, d in zip(self.start, other.start, self.stop, other.stop))
+        return None if any(lo >= hi for lo, hi in region) else region
+
+    def labels(self, region: Tuple[Tuple[int, int], ...], out: Optional[np.ndarray] = None, rows: Optional[np.ndarray] = None) -> np.ndarray:
+        """The label values of the part of the box in ``region`` (grid ``[k, j, i]`` bounds, inside the box),
+        written into ``out`` when given; the rows ``[k, j]`` holding a label marked in ``rows`` when given."""
+        part = self.values[tuple(slice(lo - s, hi - s) for (lo, hi), s in zip(region, self.start))]
+        if self.single:  # one structure: a comparison and a product, several times faster than a lookup
+            key = len(self.table) - 2
+            mask = part == key
+            if rows is not None:
+                rows |= mask.any(axis=2)
+            return np.multiply(mask, self.table[key], out=out, dtype=self.table.dtype)
+        labels = np.take(self.table, part, out=out, mode="clip")  # clip: values past the table read its last entry, 0
+        if rows is not None:
+            rows |= (labels != 0).any(axis=2)
+        return labels
+
+
 class LabelVolumeBuilder:
-    """A multi-label region annotation built structure by structure from boxes of voxels (what a
-    segmentation holds: each segment only where it is), without a whole-grid mask per structure.
+    """A multi-label region annotation built from boxes of voxels (what a segmentation holds: each
+    labelmap layer only where it is, the segments of a layer told apart by their values), without a
+    whole-grid array: the label volume is painted slab by slab as it is written
+    (:func:`visceral.imageio.write_volume_slabs`).
 
     Label values come from the registry for the whole set of structures (known up front, so the
-    label type is chosen once); overlaps are counted as boxes arrive, against the label already
-    painted on each voxel (a voxel of three structures counts for the first and second and for the
-    second and third, not for the first and third), and refuse
-    the volume at :meth:`write`, as :func:`export_region_annotation` does.  Memory: one label array.
+    label type is chosen once).  Overlaps are counted exactly, for every pair of structures of two
+    boxes, where the boxes meet (a voxel of three structures counts once for each of the three pairs),
+    and refuse the volume at :meth:`write`, as :func:`export_region_annotation` does.  Memory: the
+    boxes as given (kept, not copied), one slab buffer per writer thread.
     """
 
     def __init__(self, structures: Sequence[str], geometry: ImageGeometry, registry: Optional[StructureRegistry] = None,
@@ -206,43 +246,103 @@ class LabelVolumeBuilder:
         self.table = LabelTable.for_structures(list(structures), self.registry, compact=compact)
         self._values = self.table.as_dict()
         self._names = {v: n for n, v in self._values.items()}
-        self.labels = np.zeros(tuple(reversed(geometry.shape)), dtype=smallest_label_dtype(max(self._values.values(), default=0)))
-        self._overlaps: Dict[Tuple[str, str], int] = {}
-        self._boxes: List[Tuple[Tuple[int, int], ...]] = []
+        self._order = {self.registry.lookup(n).name: index for index, n in enumerate(structures)}
+        self.dtype = smallest_label_dtype(max(self._values.values(), default=0))
+        self.shape = tuple(reversed(geometry.shape))
+        self._boxes: List[_Box] = []
 
     def add(self, structure: str, crop: np.ndarray, start_kji: Sequence[int]) -> int:
-        """Paint a box of ``structure`` (boolean ``crop`` ``[k, j, i]`` whose first voxel is ``start_kji``
+        """Add a box of one structure (boolean ``crop`` ``[k, j, i]`` whose first voxel is ``start_kji``
         of the grid); returns its voxel count."""
-        name = self.registry.lookup(structure).name
-        value = self._values[name]
-        k, j, i = (int(v) for v in start_kji)
-        dk, dj, di = crop.shape
-        if min(k, j, i) < 0 or k + dk > self.labels.shape[0] or j + dj > self.labels.shape[1] or i + di > self.labels.shape[2]:
-            raise GridMismatchError(f"{name}: a box at {tuple(start_kji)} of {crop.shape} voxels leaves the grid {self.labels.shape}")
         mask = np.asarray(crop, dtype=bool)
-        box = ((k, k + dk), (j, j + dj), (i, i + di))
-        meets = [[(max(a[0], b[0]), min(a[1], b[1])) for a, b in zip(box, earlier)] for earlier in self._boxes]
-        meets = [common for common in meets if all(lo < hi for lo, hi in common)]
-        if meets:  # overlaps can only lie where this box meets earlier ones: look in the hull of those places
-            hull = [(min(c[axis][0] for c in meets), max(c[axis][1] for c in meets)) for axis in range(3)]
-            here = self.labels[tuple(slice(lo, hi) for lo, hi in hull)]
-            clash = np.logical_and(here != 0, mask[tuple(slice(lo - b[0], hi - b[0]) for (lo, hi), b in zip(hull, box))])
-            if clash.any():
-                taken = here[clash]
-                for other in np.unique(taken).tolist():
-                    pair = (self._names[int(other)], name)
-                    self._overlaps[pair] = self._overlaps.get(pair, 0) + int(np.count_nonzero(taken == other))
-        np.copyto(self.labels[k:k + dk, j:j + dj, i:i + di], value, where=mask)
-        self._boxes.append(box)
+        self.add_layer(mask.view(np.uint8), start_kji, {1: structure})
         return int(np.count_nonzero(mask))
+
+    def add_layer(self, values: np.ndarray, start_kji: Sequence[int], structures: Mapping[int, str]) -> None:
+        """Add a box of label values (integers ``[k, j, i]``, first voxel at ``start_kji`` of the grid; kept,
+        not copied) where value ``v`` is the voxels of ``structures[v]``; other values are background."""
+        values = np.asarray(values)
+        if values.dtype == np.bool_:
+            values = values.view(np.uint8)
+        if values.dtype.kind not in "iu":
+            raise VisceralError(f"label values of a box must be integers, not {values.dtype}")
+        start = tuple(int(v) for v in start_kji)
+        if min(start) < 0 or any(s + n > limit for s, n, limit in zip(start, values.shape, self.shape)):
+            raise GridMismatchError(f"a box at {start} of {values.shape} voxels leaves the grid {self.shape}")
+        keys = [int(v) for v in structures]
+        if keys and min(keys) <= 0:
+            raise VisceralError("label value 0 is the background of a box")
+        table = np.zeros(max(keys, default=0) + 2, dtype=self.dtype)
+        for value, structure in structures.items():
+            table[int(value)] = self._values[self.registry.lookup(structure).name]
+        if values.dtype.kind == "i":  # negative values past the table's end, as background
+            values = values.view(values.dtype.str.replace("i", "u"))
+        self._boxes.append(_Box(values, start, table, len(structures) == 1))  # type: ignore[arg-type]
+
+    def overlaps(self) -> List[Tuple[str, str, int]]:
+        """Every pair of structures sharing voxels, with the shared voxel count (each pair in the order
+        the structures were given)."""
+        counts: Dict[Tuple[str, str], int] = {}
+        for n, m in zip(*np.nonzero(np.triu(self._meeting(), 1))):
+            first, second = self._boxes[n], self._boxes[m]
+            region = first.meets(second)
+            if region is not None:
+                a, b = first.labels(region), second.labels(region)
+                both = (a != 0) & (b != 0)
+                pairs, number = np.unique(a[both].astype(np.uint64) << np.uint64(32) | b[both].astype(np.uint64), return_counts=True)
+                for pair, count in zip(pairs.tolist(), number.tolist()):
+                    names = sorted((self._names[pair >> 32], self._names[pair & 0xFFFFFFFF]), key=self._order.__getitem__)
+                    if names[0] != names[1]:
+                        counts[(names[0], names[1])] = counts.get((names[0], names[1]), 0) + count
+        return [(a, b, n) for (a, b), n in sorted(counts.items(), key=lambda item: (self._order[item[0][0]], self._order[item[0][1]]))]
+
+    def _find_neighbours(self) -> None:
+        meeting = self._meeting()
+        for n, box in enumerate(self._boxes):
+            box.neighbours = [self._boxes[m] for m in np.flatnonzero(meeting[n]).tolist() if m != n]
+
+    def _meeting(self) -> np.ndarray:
+        """Which boxes meet which (each meets itself unless empty), as a matrix."""
+        starts = np.array([box.start for box in self._boxes], dtype=np.int64).reshape(-1, 1, 3)
+        stops = np.array([box.stop for box in self._boxes], dtype=np.int64).reshape(-1, 1, 3)
+        return np.all(np.maximum(starts, starts.transpose(1, 0, 2)) < np.minimum(stops, stops.transpose(1, 0, 2)), axis=2)
+
+    def paint(self, k: int, out: np.ndarray, rows: Optional[np.ndarray] = None) -> List[Tuple[slice, ...]]:
+        """Write slices ``k .. k + len(out) - 1`` of the label volume into ``out`` (all zero when given),
+        mark the rows ``[k, j]`` holding a label in ``rows`` (when given); returns the places written.  Boxes must not overlap (:meth:`write` checks first), and their
+        neighbours must be known (:meth:`write` and :meth:`volume` find them).  A box alone in these slices is written
+        as it is, one meeting others is or-ed in."""
+        painted = []
+        for box in self._boxes:
+            lo, hi = max(k, box.start[0]), min(k + len(out), box.stop[0])
+            if lo >= hi:
+                continue
+            region = ((lo, hi), (box.start[1], box.stop[1]), (box.start[2], box.stop[2]))
+            place = (slice(lo - k, hi - k), slice(box.start[1], box.stop[1]), slice(box.start[2], box.stop[2]))
+            marks = None if rows is None else rows[place[:2]]
+            if all(max(lo, other.start[0]) >= min(hi, other.stop[0]) for other in box.neighbours):  # alone in these slices
+                box.labels(region, out=out[place], rows=marks)
+            else:
+                out[place] |= box.labels(region, rows=marks)  # the boxes' voxels are disjoint: or-ing them in is painting them
+            painted.append(place)
+        return painted
+
+    def volume(self) -> np.ndarray:
+        """The whole label volume ``[k, j, i]`` as one array (what :meth:`write` writes slab by slab)."""
+        labels = np.zeros(self.shape, dtype=self.dtype)
+        self._find_neighbours()
+        self.paint(0, labels)
+        return labels
 
     def write(self, volume_path: PathLike, overwrite: bool = True) -> LabelTable:
         """Write the label volume and its label table (refused with :class:`OverlapError` first)."""
-        if self._overlaps:
-            raise OverlapError([(a, b, n) for (a, b), n in self._overlaps.items()])
+        overlaps = self.overlaps()
+        if overlaps:
+            raise OverlapError(overlaps)
+        self._find_neighbours()
         volume_path = Path(volume_path)
         check_new_files([volume_path, label_table_path(volume_path)], overwrite)
-        write_volume(volume_path, self.labels, self.geometry)
+        write_volume_slabs(volume_path, self.geometry, self.dtype, self.paint)
         write_label_table(label_table_path(volume_path), self.table)
         return self.table
 

@@ -26,6 +26,7 @@ Covariances transform like ``C' = A C A^T`` with ``A`` the linear part.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
@@ -230,8 +231,9 @@ class ImageGeometry:
         return tuple(mapping)
 
     def _same_voxels(self, other: "ImageGeometry", tolerance_mm: float):
-        """:meth:`axis_map` of ``other``, or GeometryError when the grids are not the same voxels."""
-        mapping = self.axis_map(other, tolerance_mm)
+        """:meth:`axis_map` of ``other`` (worked out once per pair of grids: an export re-indexes every
+        box of a segmentation between the same two), or GeometryError when the grids are not the same voxels."""
+        mapping = _axis_map(self, other, tolerance_mm)
         if mapping is None:
             raise GeometryError(f"grids differ: {other.shape} at {other.origin_lps} vs {self.shape} at {self.origin_lps}")
         return mapping
@@ -283,3 +285,9 @@ class ImageGeometry:
         a = self.index_to_world(corners, "LPS")
         b = other.index_to_world(corners, "LPS")
         return bool(np.all(np.abs(a - b) <= tolerance_mm))
+
+
+@lru_cache(maxsize=64)
+def _axis_map(grid: ImageGeometry, other: ImageGeometry, tolerance_mm: float) -> Optional[Tuple[Tuple[int, bool], ...]]:
+    """:meth:`ImageGeometry.axis_map`, remembered for the last pairs of grids (both immutable)."""
+    return grid.axis_map(other, tolerance_mm)
