@@ -484,6 +484,33 @@ def test_a_patient_id_with_and_without_its_issuer_is_one_subject(tmp_path: Path)
     assert {by[p.relative_to(inp).as_posix()].subject for p in (a, b)} == {"subject01"}
 
 
+@pytest.mark.parametrize("first", ["bare", "qualified"])
+def test_a_run_extended_with_the_other_form_of_a_patient_id_keeps_its_subject(tmp_path: Path, first: str) -> None:
+    """A first run sees a patient's ID in one form only (without its issuer, or with it); a later run with the
+    same key and linkage table brings files in the other form: they join the subject of the first run, whose
+    files stay released once (the same as one run over all the files)."""
+    inp = tmp_path / "in"
+    paths = corpus.write_series(inp / "both", PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=4, series_number=2)).paths
+    for path in paths[2:]:
+        ds = pydicom.dcmread(str(path))
+        ds.IssuerOfPatientID = "VIZYON"
+        write_dicom(ds, str(path))
+    early, late = (paths[:2], paths[2:]) if first == "bare" else (paths[2:], paths[:2])
+    (inp / "early").mkdir()
+    for path in early:
+        path.rename(inp / "early" / path.name)
+    key = tmp_path / "key.hex"
+    one = deidentify(inp / "early", tmp_path / "out", key_file=key, jobs=1, conformance="off")
+    assert {f.subject for f in one.files} == {"subject01"}
+    for path in early:
+        (inp / "early" / path.name).rename(path)
+    two = deidentify(inp / "both", tmp_path / "out", key_file=key, jobs=1, conformance="off")
+    assert {f.subject for f in two.files} == {"subject01"} and two.new_subjects == 0
+    assert sorted(f.fate for f in two.files) == ["released"] * 2 + ["released earlier"] * 2
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == 4
+    assert (tmp_path / "out.private" / "linkage.csv").read_text().count("\n") == 2  # the header and one patient
+
+
 def test_cancel_from_the_progress_callback_keeps_what_is_done_and_resumes(tmp_path: Path) -> None:
     """Slicer's Cancel raises from the progress callback: the run stops after the file in hand, the
     report is written, nothing half-done is left, and the next run goes on where it stopped."""

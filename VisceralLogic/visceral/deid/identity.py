@@ -122,6 +122,10 @@ class Linkage:
     def get(self, patient_key: str) -> Optional[LinkageEntry]:
         return self._by_key.get(patient_key)
 
+    def keys(self) -> List[str]:
+        """The patient keys numbered so far."""
+        return list(self._by_key)
+
     def assign(self, patient_keys: Iterable[str], key: SecretKey) -> List[LinkageEntry]:
         """Give subject numbers to the patients not seen before; returns the new entries.
 

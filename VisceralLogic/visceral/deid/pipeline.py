@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Tuple, Union
 
 import pydicom
 import pydicom.sequence
@@ -795,15 +795,29 @@ def _prepass(path: Path) -> Optional[_Head]:
 _POOLED = (("PatientName", "name"), ("PatientID", "id"), ("PatientBirthDate", "date"))
 
 
-def _patient_aliases(keys: set) -> Dict[str, str]:
+def _patient_aliases(keys: set, known: Collection[str] = ()) -> Dict[str, str]:
     """A Patient ID exported once with its issuer and once without is one patient (one subject, one
-    date offset): the bare key is an alias of the qualified one when exactly one issuer has that ID."""
+    date offset): the bare key of this run's ``keys`` is an alias of the qualified one when exactly one
+    issuer has that ID.  Patients the linkage table numbered before (``known``) keep their number: a
+    bare key numbered first (by a run that saw no issuer) is the one the qualified key is an alias of,
+    and a bare key is an alias of a qualified one numbered before though this run sees no issuer; two
+    keys both numbered before stay apart (their files are released under those numbers)."""
+    pool = set(keys) | set(known)
     qualified: Dict[str, List[str]] = defaultdict(list)
-    for key in keys:
+    for key in pool:
         parts = key.split(":", 2)
         if key.startswith("id:") and len(parts) == 3:
             qualified[parts[2]].append(key)
-    return {f"id:{pid}": found[0] for pid, found in qualified.items() if len(found) == 1 and f"id:{pid}" in keys}
+    aliases: Dict[str, str] = {}
+    for pid, found in qualified.items():
+        bare = f"id:{pid}"
+        if len(found) != 1 or bare not in pool or not ({bare, found[0]} & keys) or {bare, found[0]} <= set(known):
+            continue
+        if bare in known:
+            aliases[found[0]] = bare
+        else:
+            aliases[bare] = found[0]
+    return aliases
 
 
 def _unread(path: Path, source: str) -> FileResult:
@@ -912,7 +926,7 @@ def _assign_subjects(heads: Dict[Path, _Head], linkage: Linkage, key: SecretKey,
     """Subjects for the patients of ``heads`` (the linkage table extended and saved), with their date and
     time offsets and their identity pooled over all their files; returns (heads with aliased patient
     keys, patients, aliases, new linkage entries)."""
-    aliases = _patient_aliases({h.patient_key for h in heads.values()})
+    aliases = _patient_aliases({h.patient_key for h in heads.values()}, linkage.keys())
     heads = {p: replace(h, patient_key=aliases.get(h.patient_key, h.patient_key)) for p, h in heads.items()}
     new = linkage.assign({h.patient_key for h in heads.values()}, key)
     linkage.save()
