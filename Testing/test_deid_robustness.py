@@ -511,6 +511,22 @@ def test_a_run_extended_with_the_other_form_of_a_patient_id_keeps_its_subject(tm
     assert (tmp_path / "out.private" / "linkage.csv").read_text().count("\n") == 2  # the header and one patient
 
 
+def test_a_new_file_at_the_path_of_an_earlier_one_is_checked_as_itself(tmp_path: Path) -> None:
+    """One long-lived process (Slicer's Python, a Dask worker) runs twice on an input folder whose file was
+    replaced by a new export: the QA gate compares the output with the new input, not with what it
+    remembers of the old one at that path."""
+    series = corpus.write_series(tmp_path / "series", PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=2, series_number=2)).paths
+    inp = tmp_path / "in"
+    inp.mkdir()
+    for n, (source, drop) in enumerate(((series[0], ["PixelSpacing"]), (series[1], ["PixelSpacing", "RescaleSlope"]))):
+        ds = pydicom.dcmread(str(source))
+        for keyword in drop:
+            del ds[keyword]
+        write_dicom(ds, str(inp / "IM0001"))
+        report = deidentify(inp, tmp_path / f"out{n}", key_file=tmp_path / "key.hex", jobs=1, conformance="off")
+        assert report.files[0].fate == "released", report.files[0].reason  # its errors were the input's
+
+
 def test_cancel_from_the_progress_callback_keeps_what_is_done_and_resumes(tmp_path: Path) -> None:
     """Slicer's Cancel raises from the progress callback: the run stops after the file in hand, the
     report is written, nothing half-done is left, and the next run goes on where it stopped."""

@@ -646,7 +646,7 @@ def _conformance(task: _Task, source: Path, data: bytes, ds: Optional[pydicom.Da
     always, ``dciodvfy`` too where the task asks for it and it is installed."""
     output = ds if ds is not None else pydicom.dcmread(BytesIO(data), stop_before_pixels=True, force=True)
     found = _findings(output)
-    errors = added_errors(_input_findings(str(source)), found) if found else []  # the input is read only when needed
+    errors = added_errors(_input_findings(*_file_version(source)), found) if found else []  # the input is read only when needed
     result.conformance = "in-process: checked"
     frames = int(getattr(output, "NumberOfFrames", 1) or 1) if ds is None else int(ds.get("NumberOfFrames", 1) or 1)
     if task.check_conformance and dciodvfy_path():
@@ -672,9 +672,16 @@ def _findings(ds: pydicom.Dataset) -> List[str]:
     return [f"{f.path}: {f.message}" for f in conformance_check(ds) if f.severity == "error"]
 
 
+def _file_version(path: Path) -> Tuple[str, int, int, int]:
+    """A file's path with what tells its versions apart (a new export at the same path is another file)."""
+    status = path.stat()
+    return str(path), status.st_ino, status.st_size, status.st_mtime_ns
+
+
 @lru_cache(maxsize=64)
-def _input_findings(source: str) -> List[str]:
-    """The in-process conformance errors the input already had (not the de-identification's doing)."""
+def _input_findings(source: str, inode: int, size: int, mtime_ns: int) -> List[str]:
+    """The in-process conformance errors the input ``source`` (in the version the other arguments
+    name) already had: not the de-identification's doing.  Cached for the repair rounds of one file."""
     try:
         return _findings(pydicom.dcmread(source, stop_before_pixels=True, force=True))
     except Exception:  # noqa: BLE001 - an input pydicom cannot read whole: every output error counts
