@@ -251,3 +251,85 @@ def test_scoring_gives_the_same_scores_on_every_executor(cluster, tmp_path):
     for kind, found in scores.items():
         assert found[1] == scores["serial"][1], kind
         assert [repr(s) for s in found[0]] == [repr(s) for s in scores["serial"][0]], kind  # repr: NaN equals NaN
+
+
+def test_every_worker_killed_at_once_loses_nothing(corpus, cluster, tmp_path):
+    """Both workers of the cluster killed in the middle of a run: their nannies start new ones, which make
+    the run's setup again (a task, not data held by the dead workers) and finish the run."""
+    reference = _deidentify(corpus, tmp_path / "serial" / "release", SerialExecutor())
+    killed = []
+
+    def kill_every_worker(done: int, total: int, stage: str) -> None:
+        if stage == "de-identifying" and not killed and done < total // 2:
+            for pid in executor.client.run(os.getpid).values():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    out = tmp_path / "cluster" / "release"
+    try:
+        with DaskExecutor(cluster) as executor:
+            report = _deidentify(corpus, out, executor, progress=kill_every_worker)
+        assert len(killed) == 2
+        assert [(f.source, f.fate, f.output) for f in report.files] == [(f.source, f.fate, f.output) for f in reference.files]
+        assert tree(out) == tree(tmp_path / "serial" / "release")
+    finally:
+        _wait_for_workers(cluster, 2)
+
+
+def test_a_local_worker_process_killed_during_a_run_loses_nothing(corpus, tmp_path):
+    """--jobs N: a worker process that dies breaks its pool; the files not finished run again in a new one."""
+    import multiprocessing
+
+    reference = _deidentify(corpus, tmp_path / "serial" / "release", SerialExecutor())
+    killed = []
+
+    def kill_a_worker(done: int, total: int, stage: str) -> None:
+        if stage == "de-identifying" and not killed and done < total // 2:
+            workers = multiprocessing.active_children()
+            if workers:
+                os.kill(workers[0].pid, signal.SIGKILL)
+                killed.append(workers[0].pid)
+
+    out = tmp_path / "processes" / "release"
+    with ProcessExecutor(2) as executor:
+        report = _deidentify(corpus, out, executor, progress=kill_a_worker)
+    assert killed and report.execution["retries"] >= 1
+    assert [(f.source, f.fate, f.output) for f in report.files] == [(f.source, f.fate, f.output) for f in reference.files]
+    assert tree(out) == tree(tmp_path / "serial" / "release")
+
+
+def test_two_runs_never_write_one_release_or_linkage_table_at_once(corpus, tmp_path):
+    from visceral.errors import VisceralError
+    from visceral.fileio import exclusive_lock
+
+    out = tmp_path / "release"
+    with exclusive_lock(tmp_path / ".release.lock", "the release folder"):
+        with pytest.raises(VisceralError, match="is in use by another run"):
+            _deidentify(corpus, out, SerialExecutor())
+    with exclusive_lock(tmp_path / "linkage.csv.lock", "the linkage table"):
+        with pytest.raises(VisceralError, match="linkage table .* is in use by another run"):
+            deidentify(corpus / "input" / "demo", tmp_path / "other", key_file=corpus / "key.hex", linkage_file=tmp_path / "linkage.csv")
+    assert not list(out.rglob("*.dcm"))
+    report = _deidentify(corpus, out, SerialExecutor())  # the lock went with its holder
+    assert report.fates()["released"] > 50
+
+
+def _die(*args: object) -> None:
+    """A voxel check that kills its worker process."""
+    os._exit(3)
+
+
+def test_a_voxel_check_whose_worker_dies_is_one_finding(tmp_path, monkeypatch):
+    """validate: a check that kills its worker process every time is reported as one finding naming the
+    file, and the other checks run."""
+    import gallery
+
+    import visceral.validate as validate
+
+    dataset = tmp_path / "dataset"
+    gallery.build_clean_dataset(dataset)
+    monkeypatch.setattr(validate, "_check_uncertainty_volume", _die)
+    report = validate_dataset(dataset, jobs=ProcessExecutor(2))
+    lost = [f for f in report.findings if "could not be checked" in f.message]
+    assert lost and all(f.code == "NIFTI_UNREADABLE" and "label" in f.file for f in lost), report.to_text()
+    assert len(lost) < report.execution["checks"] and report.execution["retries"] >= 1

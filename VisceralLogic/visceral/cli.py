@@ -185,9 +185,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
+def _at_least_one(text: str) -> int:
+    """``--jobs``: a whole number, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {value}")
+    return value
+
+
 def _add_batch_options(parser: argparse.ArgumentParser, jobs_help: str, executors: bool = True) -> None:
     """``--jobs`` and ``--quiet`` (and ``--scheduler``), shared by the batch commands."""
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N", help=jobs_help)
+    parser.add_argument("--jobs", type=_at_least_one, default=os.cpu_count() or 1, metavar="N", help=jobs_help)
     if executors:
         parser.add_argument("--scheduler", metavar="ADDRESS", help="run the work on a Dask cluster: tcp://HOST:PORT of a running scheduler "
                                                                    "(its workers must see the same paths), or 'local' to start one of --jobs "

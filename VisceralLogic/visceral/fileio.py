@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator, Optional, Sequence
 
+from visceral.errors import VisceralError
 from visceral.types import PathLike
 
 #: Prefix of temporary files; a folder scan may ignore (and clean) them.
@@ -61,6 +62,28 @@ def check_new_files(paths: Sequence[PathLike], overwrite: bool) -> None:
         raise FileExistsError(f"would overwrite {', '.join(existing)}")
     for folder in {Path(p).parent for p in paths}:
         folder.mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: PathLike, what: str) -> Iterator[None]:
+    """Hold the lock file ``path`` (created when missing) for the length of a ``with`` block, or refuse
+    at once when another process holds it.  The lock goes with its process: a killed run leaves none."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise VisceralError(f"{what} is in use by another run ({path} is locked): wait for it to end") from None
+        yield
 
 
 def publish(data: bytes, staging: PathLike, path: PathLike) -> None:

@@ -25,6 +25,8 @@ import contextlib
 import functools
 import logging
 import os
+import signal
+import sys
 import threading
 import uuid
 from dataclasses import asdict, dataclass, replace
@@ -127,22 +129,65 @@ class ProcessExecutor(Executor):
         if self.workers == 1 or len(items) <= 1:
             yield from super()._unordered(fn, items, setup, setup_args)
             return
-        with concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, initializer=setup, initargs=setup_args) as pool:
-            futures = {pool.submit(fn, item): item for item in items}
+        # A worker that dies breaks its pool (every item not finished fails with BrokenProcessPool): the
+        # items not finished run again in a new pool, up to POOL_RESTARTS times; then each in a pool of its
+        # own, so that an item that kills its worker every time fails alone.
+        pending = dict(enumerate(items))
+        for _ in range(POOL_RESTARTS + 1):
+            broken = yield from self._pool(fn, items, pending, setup, setup_args, self.workers, last=False)
+            if not broken:
+                return
+            self.execution.retries += len(pending)
+            log.warning("a worker process died: %d item(s) run again in new workers", len(pending))
+        for n in list(pending):
+            yield from self._pool(fn, items, {n: pending.pop(n)}, setup, setup_args, 1, last=True)
+
+    def _pool(self, fn, items, pending, setup, setup_args, workers: int, last: bool):
+        """Run the ``pending`` items in one pool, yielding each finished one (and removing it from
+        ``pending``); returns True when the pool broke (unless ``last``: then the break is the outcome)."""
+        broken = False
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=_worker_start, initargs=(setup, setup_args)) as pool:
+            futures = {pool.submit(fn, item): n for n, item in pending.items()}
             try:
                 for future in concurrent.futures.as_completed(futures):
-                    yield futures[future], future.result
+                    n = futures[future]
+                    if not last and isinstance(future.exception(), concurrent.futures.process.BrokenProcessPool):
+                        broken = True
+                        continue
+                    pending.pop(n, None)
+                    yield items[n], future.result
             except BaseException:
                 for future in futures:
                     future.cancel()
                 raise
+        return broken
+
+
+#: How often a batch's process pool is started again after a worker died.
+POOL_RESTARTS = 2
+
+
+def _worker_start(setup: Optional[Callable[..., None]], setup_args: tuple) -> None:
+    """A worker process's start: it dies with the command that started it (Linux), then the batch's setup."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass  # no prctl: the worker ends when its work queue closes
+    if setup is not None:
+        setup(*setup_args)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 # --- Dask -------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class _Setup:
-    """A batch's worker setup, sent to every worker once (scattered) and run before its first item."""
+    """A batch's worker setup: one task's result, which every worker fetches once and runs before its first item."""
 
     token: str
     function: Callable[..., None]
@@ -163,6 +208,14 @@ def _dask_task(fn: Callable[[T], R], setup: Optional[_Setup], item: T) -> R:
             setup.function(*setup.args)
             _WORKER_SETUP["token"] = setup.token
         return fn(item)
+
+
+def _identity(value: T) -> T:
+    return value
+
+
+#: Finished Dask tasks let go together.
+RELEASE_GROUP = 32
 
 
 def _suspicious(keys: Sequence[str], dask_scheduler: Any = None) -> int:
@@ -189,7 +242,9 @@ class DaskExecutor(Executor):
         self._distributed = distributed
         self._cluster = None
         if not logging.getLogger().isEnabledFor(logging.INFO):
-            logging.getLogger("distributed").setLevel(logging.WARNING)  # its start-up chatter only with --verbose
+            logging.getLogger("distributed").setLevel(logging.ERROR)  # its start-up and rescheduling chatter only with --verbose
+        if workers is not None and workers < 1:
+            raise VisceralError(f"a local Dask cluster needs at least one worker, not {workers}")
         try:
             if scheduler == "local":
                 self._cluster = distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
@@ -198,7 +253,7 @@ class DaskExecutor(Executor):
             else:
                 self._client = distributed.Client(scheduler, timeout=f"{min(20.0, DASK_WORKER_WAIT_S)}s")
             self._client.wait_for_workers(1, timeout=DASK_WORKER_WAIT_S)
-        except (OSError, TimeoutError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - refused, unreachable, no worker, a TLS address without TLS settings...
             self.close()
             raise VisceralError(f"{scheduler}: no Dask cluster with a worker to run on ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
         info = self._client.scheduler_info()
@@ -214,17 +269,23 @@ class DaskExecutor(Executor):
     def _unordered(self, fn, items, setup, setup_args):
         client = self._client
         self.workers = self.execution.workers = max(self.workers, len(client.scheduler_info().get("workers", {})))
-        shared = None
-        if setup is not None:
-            shared = client.scatter(_Setup(uuid.uuid4().hex, setup, setup_args), broadcast=True, hash=False)
         batch = uuid.uuid4().hex[:12]
         name = getattr(fn, "__name__", "task")
+        shared = None
+        if setup is not None:
+            # A task, not scattered data: when every worker holding it dies, the scheduler makes it again.
+            shared = client.submit(_identity, _Setup(batch, setup, setup_args), key=f"visceral-setup-{batch}", pure=False)
         futures = {client.submit(_dask_task, fn, shared, item, key=f"visceral-{name}-{batch}-{n}", pure=False): item
                    for n, item in enumerate(items)}
+        finished: list = []
         try:
             for future in self._distributed.as_completed(futures):
-                yield futures[future], future.result
-            self.execution.retries += client.run_on_scheduler(_suspicious, [f.key for f in futures])
+                yield futures.pop(future), future.result
+                # Results taken are let go (in groups: one question to the scheduler each): a worker that
+                # dies later loses nothing the scheduler would compute again.
+                finished.append(future)
+                if len(finished) >= RELEASE_GROUP or not futures:
+                    self._release(finished)
         except (OSError, TimeoutError) as exc:  # the scheduler is gone (a task's own errors come from outcome())
             raise VisceralError(f"{self.execution.address}: lost the Dask scheduler ({type(exc).__name__}: {' '.join(str(exc).split())}); "
                                 "finished files are complete, run again to resume") from None
@@ -232,7 +293,16 @@ class DaskExecutor(Executor):
             client.cancel(list(futures))
             raise
         finally:
-            del futures
+            futures.clear()
+            if shared is not None:
+                shared.release()
+
+    def _release(self, finished: list) -> None:
+        """Count the re-runs of the ``finished`` tasks (the scheduler forgets them once let go), let them go."""
+        self.execution.retries += self._client.run_on_scheduler(_suspicious, [f.key for f in finished])
+        for future in finished:
+            future.release()
+        finished.clear()
 
     def close(self) -> None:
         client, cluster = getattr(self, "_client", None), self._cluster
@@ -254,8 +324,10 @@ def batches(items: Sequence[T], workers: int, largest: int) -> List[List[T]]:
 def make_executor(jobs: Optional[int] = None, scheduler: Optional[str] = None) -> Executor:
     """The executor a command line asks for: Dask with ``scheduler`` (``"local"`` starts a cluster of
     ``jobs`` workers), else ``jobs`` worker processes (one: serial)."""
-    if scheduler:
-        return DaskExecutor(scheduler, jobs)
+    if scheduler is not None:
+        if not scheduler.strip():
+            raise VisceralError("--scheduler needs the address of a Dask scheduler (tcp://HOST:PORT) or 'local'")
+        return DaskExecutor(scheduler.strip(), jobs)
     jobs = os.cpu_count() or 1 if jobs is None else int(jobs)
     return ProcessExecutor(jobs) if jobs > 1 else SerialExecutor()
 

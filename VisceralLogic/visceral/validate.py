@@ -507,8 +507,12 @@ class _Validator:
                               f"{tuple(round((n - 0.5) * s, 3) for n, s in zip(geometry.shape, geometry.spacing_mm))} mm")
 
     def run_tasks(self, executor: Executor, progress: Optional[Progress]) -> None:
-        for done, (_, outcome) in enumerate(executor.unordered(_run_check, self.tasks), start=1):
-            for code, path, message in outcome():
+        for done, (task, outcome) in enumerate(executor.unordered(_run_check, self.tasks), start=1):
+            try:
+                found = outcome()
+            except Exception as exc:  # noqa: BLE001 - its worker was lost (killed, out of memory): one finding, the run goes on
+                found = [("NIFTI_UNREADABLE", task[1][0], f"its voxel data could not be checked: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")]
+            for code, path, message in found:
                 self.emit(code, path, message)
             if progress:
                 progress(done, len(self.tasks), "voxel checks")

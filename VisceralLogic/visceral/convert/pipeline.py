@@ -18,6 +18,7 @@ The report (JSON) goes beside the data set, ``<OUTPUT>.convert.json``: it names 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import OrderedDict, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -206,6 +207,12 @@ def _convert_one(job: _Job) -> Converted:
     return Converted(job.name.format(), stack.series_uid, stack.label, geometry.shape, geometry.spacing_mm, str(voxels.dtype), len(stack.frames))
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error as one report line, the same from any process: no memory addresses (ITK names its objects by them)."""
+    text = re.sub(r"0x[0-9a-fA-F]{6,}", "0x...", " ".join(str(exc).split()))
+    return f"{type(exc).__name__}: {text[:400]}"
+
+
 def convert(input_dir: PathLike, output_dir: PathLike, jobs: Union[int, Executor] = 1, progress: Optional[Progress] = None, report_path: Optional[PathLike] = None,
             strict: bool = False) -> ConvertReport:
     """Convert the DICOM tree ``input_dir`` into a data set in ``output_dir`` (see the module docstring).
@@ -295,10 +302,12 @@ def _convert(input_dir: Path, output_dir: Path, paths: List[Path], report: Conve
             report.volumes.append(outcome())
         except Exception as exc:  # noqa: BLE001 - reported per series
             failed.append(Problem("PIXEL_DECODE_FAILED", f"series {job.stack.series_uid}" + (f" [{job.stack.label}]" if job.stack.label else ""),
-                                  f"{type(exc).__name__}: {exc}"))
+                                  _one_line(exc)))
         if progress:
             progress(n, len(work), "converting")
     report.execution = executor.summary(len(work), "series", time.perf_counter() - started, mark)
+    for leftover in output_dir.glob(f"{TEMP_PREFIX}*"):  # of an attempt whose worker was lost (its series was written again)
+        leftover.unlink()
     # In series order, whichever worker finished first.
     report.problems += sorted(failed, key=lambda p: p.where)
     report.volumes.sort(key=lambda v: v.name)

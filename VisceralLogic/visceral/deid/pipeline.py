@@ -82,7 +82,7 @@ from visceral.deid.tables import (
     sop_class_name,
 )
 from visceral.errors import VisceralError
-from visceral.fileio import TEMP_PREFIX, atomic_write_text, publish, write_dicom
+from visceral.fileio import TEMP_PREFIX, atomic_write_text, exclusive_lock, publish, write_dicom
 from visceral.parallel import Execution, Executor, batches, execution_line, running_on
 from visceral.types import PathLike, Progress
 
@@ -274,8 +274,8 @@ def _process_chunk(tasks: List[_Task]) -> List[FileResult]:
         return [_process(task) for task in tasks]
 
 
-def _run_tasks(tasks: List[_Task], run: _Run, executor: Executor, results: Dict[str, FileResult], progress: Optional[Progress],
-               done: int, total: int, checkpoint: Optional[Callable[[], None]] = None) -> None:
+def _run_tasks(tasks: List[_Task], run: _Run, heads: Dict[Path, "_Head"], executor: Executor, results: Dict[str, FileResult],
+               progress: Optional[Progress], done: int, total: int, checkpoint: Optional[Callable[[], None]] = None) -> None:
     """Process ``tasks`` (on the executor's workers, or in this process) into ``results``;
     ``checkpoint()`` after each run of files."""
     # Chunks of consecutive files: mostly one series, which the worker's memo serves whole.
@@ -284,8 +284,7 @@ def _run_tasks(tasks: List[_Task], run: _Run, executor: Executor, results: Dict[
         try:
             chunk_results = outcome()
         except Exception as exc:  # noqa: BLE001 - a lost worker fails its files, never the batch (a rerun resumes them)
-            reason = f"its worker was lost: {type(exc).__name__}: {_one_line(exc)}; run again to resume"
-            chunk_results = [FileResult(task.source, Fate.FAILED, reason) for task in chunk]
+            chunk_results = _lost(chunk, heads, run, exc)
         for result in chunk_results:
             results[result.source] = result
         done += len(chunk_results)
@@ -325,6 +324,26 @@ class _LiveReport:
 
 #: Seconds between two writes of the report while a run goes on.
 LIVE_REPORT_S = 5.0
+
+
+def _lost(tasks: List[_Task], heads: Dict[Path, "_Head"], run: _Run, exc: BaseException) -> List[FileResult]:
+    """The fates of files whose worker was lost before it reported: released where the file is in the
+    release (it is published only once checked), else failed (a rerun resumes them)."""
+    key, cause = SecretKey(run.key), f"{type(exc).__name__}: {_one_line(exc)}"
+    results = []
+    for task in tasks:
+        head = heads[Path(task.path)]
+        relative = None
+        if head.study_uid and head.series_uid and head.instance_uid:
+            pseudonym = run.patients[head.patient_key][0]
+            relative = release_path(key, run.profile.uid_root, pseudonym, head.study_uid, head.series_uid, head.instance_uid)
+        if relative is not None and (Path(run.output_root) / relative).exists():
+            results.append(FileResult(task.source, Fate.RELEASED, output=relative.as_posix(), sop_class=head.sop_class,
+                                      transfer_syntax=head.transfer_syntax, subject=pseudonym,
+                                      notes=[f"its worker was lost after releasing it ({cause}): what was done to it is not recorded"]))
+        else:
+            results.append(FileResult(task.source, Fate.FAILED, f"its worker was lost ({cause}); run again to resume"))
+    return results
 
 
 def release_path(key: SecretKey, uid_root: str, pseudonym: str, study_uid: str, series_uid: str, instance_uid: str) -> Path:
@@ -869,7 +888,7 @@ def _release_copies(copies: Dict[Tuple[str, str], List[Path]], names: Dict[Path,
         results.update(_released_earlier(tasks, heads, run, SecretKey(run.key)))
         tasks = [t for t in tasks if t.source not in results]
         if tasks:
-            _run_tasks(tasks, run, executor, results, None, 0, len(tasks))
+            _run_tasks(tasks, run, heads, executor, results, None, 0, len(tasks))
 
 
 def display_name(path: Path, root: Path) -> str:
@@ -998,50 +1017,55 @@ def deidentify(
     linkage_path = check_private_location(linkage_file or private / "linkage.csv", "the linkage table", output_dir, input_dir)
     report_path = check_private_location(report_dir or private, "the report folder", output_dir, input_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    staging = staging_dir(output_dir)
-    removed = _clean_partials(output_dir, staging)
-    if removed:
-        log.info("removed %d partial file(s) of an interrupted run", removed)
+    if output_dir.stat().st_dev != output_dir.parent.stat().st_dev:
+        raise VisceralError(f"{output_dir}: the release folder is a mount point; its staging folder beside it would be on another "
+                            f"file system (no atomic rename): give a folder inside it, e.g. {output_dir / 'release'}")
+    with exclusive_lock(output_dir.parent / f".{output_dir.name}.lock", f"the release folder {output_dir}"), \
+            exclusive_lock(linkage_path.with_name(linkage_path.name + ".lock"), f"the linkage table {linkage_path}"):
+        staging = staging_dir(output_dir)
+        removed = _clean_partials(output_dir, staging)
+        if removed:
+            log.info("removed %d partial file(s) of an interrupted run", removed)
 
-    started = time.perf_counter()
-    key, created = SecretKey.load_or_create(key_path)
-    files = sorted((p for p in input_dir.rglob("*") if p.is_file()), key=lambda p: os.fsencode(str(p)))
-    names = {p: display_name(p, input_dir) for p in files}
-    with running_on(jobs) as executor:
-        mark = executor.mark()
-        heads, results = _read_inputs(files, names, executor, progress)
-        linkage = Linkage(linkage_path)
-        heads, patients, aliases, new = _assign_subjects(heads, linkage, key, profile)
-        copies = _copies_of_instances(heads, names)
-        duplicates = {p for group in copies.values() for p in group[1:]}
-        run = _Run(str(output_dir), str(staging), profile, key.raw(), patients, aliases)
-        tasks = [_Task(str(p), names[p], conformance == "all") for p in files if p in heads and p not in duplicates]
-        results.update(_released_earlier(tasks, heads, run, key))
-        tasks = [t for t in tasks if t.source not in results]
-        if conformance == "sample":  # the first file of each series still to do
-            seen_series: set = set()
-            for n, task in enumerate(tasks):
-                series = heads[Path(task.path)].series_uid
-                if series not in seen_series:
-                    seen_series.add(series)
-                    tasks[n] = replace(task, check_conformance=True)
-        report = DeidReport(str(input_dir), str(output_dir), profile.name, str(report_path), conformance,
-                            new_subjects=len(new), subjects=len(linkage), key_created=created)
-        live = _LiveReport(report, results, files, names, executor, mark, started, report_path)
-        finished = False
-        try:
-            if conformance == "sample":
-                # Each series' sample first: the IOD repairs dciodvfy asks of it are applied to the rest of its series.
-                samples = [t for t in tasks if t.check_conformance]
-                _run_tasks(samples, run, executor, results, progress, 0, len(tasks), live.checkpoint)
-                repairs = {heads[Path(t.path)].series_uid: tuple(results[t.source].repairs) for t in samples}
-                rest = [replace(t, repairs=repairs.get(heads[Path(t.path)].series_uid, ())) for t in tasks if not t.check_conformance]
-                _run_tasks(rest, run, executor, results, progress, len(samples), len(tasks), live.checkpoint)
-            else:
-                _run_tasks(tasks, run, executor, results, progress, 0, len(tasks), live.checkpoint)
-            _release_copies(copies, names, heads, run, executor, results)
-            finished = True
-        finally:
-            live.write(finished)
-            shutil.rmtree(staging, ignore_errors=True)
-    return report
+        started = time.perf_counter()
+        key, created = SecretKey.load_or_create(key_path)
+        files = sorted((p for p in input_dir.rglob("*") if p.is_file()), key=lambda p: os.fsencode(str(p)))
+        names = {p: display_name(p, input_dir) for p in files}
+        with running_on(jobs) as executor:
+            mark = executor.mark()
+            heads, results = _read_inputs(files, names, executor, progress)
+            linkage = Linkage(linkage_path)
+            heads, patients, aliases, new = _assign_subjects(heads, linkage, key, profile)
+            copies = _copies_of_instances(heads, names)
+            duplicates = {p for group in copies.values() for p in group[1:]}
+            run = _Run(str(output_dir), str(staging), profile, key.raw(), patients, aliases)
+            tasks = [_Task(str(p), names[p], conformance == "all") for p in files if p in heads and p not in duplicates]
+            results.update(_released_earlier(tasks, heads, run, key))
+            tasks = [t for t in tasks if t.source not in results]
+            if conformance == "sample":  # the first file of each series still to do
+                seen_series: set = set()
+                for n, task in enumerate(tasks):
+                    series = heads[Path(task.path)].series_uid
+                    if series not in seen_series:
+                        seen_series.add(series)
+                        tasks[n] = replace(task, check_conformance=True)
+            report = DeidReport(str(input_dir), str(output_dir), profile.name, str(report_path), conformance,
+                                new_subjects=len(new), subjects=len(linkage), key_created=created)
+            live = _LiveReport(report, results, files, names, executor, mark, started, report_path)
+            finished = False
+            try:
+                if conformance == "sample":
+                    # Each series' sample first: the IOD repairs dciodvfy asks of it are applied to the rest of its series.
+                    samples = [t for t in tasks if t.check_conformance]
+                    _run_tasks(samples, run, heads, executor, results, progress, 0, len(tasks), live.checkpoint)
+                    repairs = {heads[Path(t.path)].series_uid: tuple(results[t.source].repairs) for t in samples}
+                    rest = [replace(t, repairs=repairs.get(heads[Path(t.path)].series_uid, ())) for t in tasks if not t.check_conformance]
+                    _run_tasks(rest, run, heads, executor, results, progress, len(samples), len(tasks), live.checkpoint)
+                else:
+                    _run_tasks(tasks, run, heads, executor, results, progress, 0, len(tasks), live.checkpoint)
+                _release_copies(copies, names, heads, run, executor, results)
+                finished = True
+            finally:
+                live.write(finished)
+                shutil.rmtree(staging, ignore_errors=True)
+        return report
