@@ -59,6 +59,23 @@ def test_unreadable_files_are_clear_errors(tmp_path: Path) -> None:
         assert str(bad) in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["cut.nii.gz", "cut.nii"])
+def test_a_volume_cut_short_is_refused_not_read_as_zeros(tmp_path: Path, name: str) -> None:
+    """SimpleITK reads a truncated NIfTI with the missing voxels as 0; read_volume refuses it."""
+    from visceral.errors import FileFormatError
+
+    from visceral.conventions.frames import ImageGeometry
+
+    geometry = ImageGeometry((40, 30, 20), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0), ((1, 0, 0), (0, 1, 0), (0, 0, 1)))
+    values = np.random.default_rng(1).integers(0, 1000, (20, 30, 40)).astype(np.int16)
+    whole = write_volume(tmp_path / ("whole" + name[3:]), values, geometry)
+    cut = tmp_path / name
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
+    assert sitk.GetArrayFromImage(sitk.ReadImage(str(cut))).shape == values.shape  # SimpleITK reads it, zero-filled
+    with pytest.raises(FileFormatError, match="truncated|cannot read the voxel data"):
+        read_volume(cut)
+
+
 def test_smallest_label_dtype() -> None:
     assert smallest_label_dtype(255) == np.uint8
     assert smallest_label_dtype(40358) == np.uint16

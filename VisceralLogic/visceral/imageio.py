@@ -65,17 +65,22 @@ def read_geometry(path: PathLike) -> ImageGeometry:
         raise FileFormatError(path, str(exc)) from None
 
 
+class NotNifti1(FileFormatError):
+    """A file that is not NIfTI-1 (or holds a type it does not define): another reader may read it."""
+
+
 def read_volume(path: PathLike) -> Tuple[np.ndarray, ImageGeometry]:
     """Voxels (``[k, j, i]``, native byte order) and grid of a NIfTI file.
 
     Voxels come from :func:`read_nifti_voxels` (NaN preserved); files that are not
-    NIfTI-1 (e.g. NIfTI-2) fall back to SimpleITK.
+    NIfTI-1 (e.g. NIfTI-2) fall back to SimpleITK.  A NIfTI-1 file whose voxel data is
+    truncated or unreadable is refused (SimpleITK would fill the missing voxels with 0).
     """
     geometry = read_geometry(path)
     try:
         values = read_nifti_voxels(path)
         values = np.array(values, dtype=values.dtype.newbyteorder("="))
-    except FileFormatError:
+    except NotNifti1:
         try:
             image = _reader(path).Execute()
         except RuntimeError as exc:
@@ -404,9 +409,9 @@ def read_nifti_header(path: PathLike) -> NiftiHeader:
         if struct.unpack(endian + "i", raw[:4])[0] == 348:
             break
     else:
-        raise FileFormatError(path, "not a NIfTI-1 file (sizeof_hdr is not 348)")
+        raise NotNifti1(path, "not a NIfTI-1 file (sizeof_hdr is not 348)")
     if raw[344:348] not in (b"n+1\0", b"ni1\0"):
-        raise FileFormatError(path, f"not a NIfTI-1 file (magic {raw[344:348]!r})")
+        raise NotNifti1(path, f"not a NIfTI-1 file (magic {raw[344:348]!r})")
 
     def unpack(fmt: str, offset: int) -> Tuple:
         return struct.unpack_from(endian + fmt, raw, offset)
@@ -459,7 +464,7 @@ def read_nifti_voxels(path: PathLike) -> np.ndarray:
     header = read_nifti_header(path)
     code = NIFTI_DTYPES.get(header.datatype)
     if code is None:
-        raise FileFormatError(path, f"unsupported NIfTI datatype {header.datatype}")
+        raise NotNifti1(path, f"unsupported NIfTI datatype {header.datatype}")
     shape = header.shape
     if len(shape) < 3 or any(n != 1 for n in shape[3:]):
         raise FileFormatError(path, f"expected a 3D volume, found dimensions {list(shape)}")
