@@ -214,11 +214,17 @@ def test_images_without_result_or_reference_and_several_annotators(tmp_path: Pat
     write_annotated(tmp_path / "ref", 10, annotator=1, uncertainty=False)
     write_annotated(tmp_path / "res", 9, annotator=2, uncertainty=False)
     write_annotated(tmp_path / "res", 11, annotator=2, uncertainty=False)
-    report = evaluate(tmp_path / "ref", tmp_path / "res")
+    report = evaluate(tmp_path / "ref", tmp_path / "res", missing_as_empty=False)
     codes = sorted((p.code, p.where) for p in report.problems)
     assert codes == [("ANNOTATOR_AMBIGUOUS", "subject09_1_modalityCT"), ("ANNOTATOR_AMBIGUOUS", "subject09_1_modalityCT"),
                      ("NO_REFERENCE", "subject11_1_modalityCT"), ("NO_RESULT", "subject10_1_modalityCT")]
     assert not report.scores
+    # By default a missing answer scores as a wrong one: subject 10 against an empty result.
+    report = evaluate(tmp_path / "ref", tmp_path / "res")
+    assert sorted((p.code, p.where) for p in report.problems if p.code == "NO_RESULT") == [("NO_RESULT", "subject10_1_modalityCT")] * 2
+    scores = by_key(report)
+    assert scores[(10, "liver", "", "dice")] == 0.0 and scores[(10, "liver", "", "hausdorff")] == math.inf
+    assert scores[(10, "", "", "landmarks_missing")] == 3.0 and not any(k[0] == 10 and k[3] == "landmark_error" for k in scores)
     chosen = evaluate(tmp_path / "ref", tmp_path / "res", reference_annotator=3)
     assert by_key(chosen)[(9, "liver", "", "hausdorff")] == pytest.approx(10.0, rel=1e-6)  # annotator 3's shifted organs
 
@@ -342,3 +348,80 @@ def test_slicer_fiducial_results_pair_by_the_number_in_their_labels(tmp_path: Pa
     for landmark in ("1", "2", "3"):
         assert scores[(24, "", landmark, "landmark_error")] == pytest.approx(2.0, rel=1e-6)
         assert scores[(24, "", landmark, "landmark_error_y")] == pytest.approx(-2.0, rel=1e-6)
+
+
+def test_bad_landmark_files_and_covariances_refuse_what_they_must_and_no_more(tmp_path: Path) -> None:
+    """A covariance that is not one (4 coefficients, not symmetric, not positive semi-definite) is said and its
+    Mahalanobis distance left out; a landmark ID twice refuses that image's landmarks only."""
+    write_annotated(tmp_path / "ref", 21, annotator=1, uncertainty=False, covariance=np.eye(3))
+    write_annotated(tmp_path / "res", 21, annotator=2, uncertainty=False, covariance=np.eye(3))
+    result_csv = next((tmp_path / "res").glob("*_lmannotation_2.csv"))
+    rows = result_csv.read_text().splitlines()
+    result_csv.write_text("\n".join(rows[:1] + [rows[1].rsplit(",", 9)[0] + ',"[1,0,0,1]"'] + rows[2:]) + "\n")
+    report = evaluate(tmp_path / "ref", tmp_path / "res")
+    assert by_key(report)[(21, "liver", "", "dice")] == 1.0, "the regions stay scored"
+    assert [p.message.split(":")[:2] for p in report.problems] == [["result landmark 1", " covariance needs 9 coefficients c11..c33, got 4"]]
+    assert (21, "", "1", "landmark_error") in by_key(report)  # its Mahalanobis distance from the reference covariance alone
+
+    reference_csv = next((tmp_path / "ref").glob("*_lmannotation_1.csv"))
+    lines = reference_csv.read_text().splitlines()
+    values = lines[1].split(",")
+    lines[1] = ",".join(values[:4]) + ',"[-0.5,0,0,0,1,0,0,0,1]"'   # not positive semi-definite
+    lines[2] = ",".join(lines[2].split(",")[:4]) + ',"[1,5,0,0,1,0,0,0,1]"'  # not symmetric
+    reference_csv.write_text("\n".join(lines) + "\n")
+    write_landmarks(result_csv, [Landmark(i, (1.0, 2.0, 3.0), tuple(np.eye(3).ravel())) for i in (1, 2, 3)])
+    report = evaluate(tmp_path / "ref", tmp_path / "res")
+    said = sorted(p.message.split(":")[0] for p in report.problems if p.code == "COVARIANCE_INVALID")
+    assert said == ["reference landmark 1", "reference landmark 2"]
+    mahalanobis = {k[2] for k in by_key(report) if k[3] == "mahalanobis"}
+    assert "3" in mahalanobis  # the one valid pair of covariances still gives its distance
+
+    reference_csv.write_text(reference_csv.read_text() + lines[1].split(",")[0] + ",0,0,0\n")  # landmark 1 twice
+    report = evaluate(tmp_path / "ref", tmp_path / "res")
+    assert any(p.code == "UNREADABLE" and "twice" in p.message for p in report.problems)
+    assert by_key(report)[(21, "liver", "", "dice")] == 1.0
+
+
+def test_a_bad_probability_volume_or_label_table_is_said_and_costs_no_other_structure(tmp_path: Path) -> None:
+    write_annotated(tmp_path / "ref", 22, annotator=1)
+    write_annotated(tmp_path / "res", 22, annotator=2)
+    liver = next((tmp_path / "res").glob("*_label58_2.nii.gz"))
+    values, grid = read_volume(liver)
+    write_volume(liver, values.astype(np.float32) * 1.08 + 0.01, grid)  # above 1
+    report = evaluate(tmp_path / "ref", tmp_path / "res")
+    scores = by_key(report)
+    assert scores[(22, "liver", "", "dice")] == 1.0  # the mask from the label volume
+    assert scores[(22, "spleen", "", "fuzzy_dice")] == pytest.approx(1.0)
+    assert any(p.code == "UNREADABLE" and p.where == str(liver) and "fuzzy metrics not scored" in p.message for p in report.problems)
+
+    table = next((tmp_path / "res").glob("*_regionannotation_2.csv"))
+    table.write_text(table.read_text() + "Liver,99\n")
+    report = evaluate(tmp_path / "ref", tmp_path / "res")
+    assert any(p.code == "UNREADABLE" and "names 'liver' twice" in p.message for p in report.problems), report.problems
+    table.write_text(table.read_text().replace("Liver,99\n", "").replace("liver,58", "liver,0"))
+    report = evaluate(tmp_path / "ref", tmp_path / "res")
+    assert any(p.code == "UNREADABLE" and "label 0" in p.message for p in report.problems), report.problems
+
+
+def test_pairing_ignores_the_case_of_the_modality_and_says_duplicates_and_grids_in_full(tmp_path: Path, capsys) -> None:
+    write_annotated(tmp_path / "ref", 23, annotator=1, uncertainty=False)
+    write_annotated(tmp_path / "res", 23, annotator=2, uncertainty=False)
+    for path in (tmp_path / "res").iterdir():
+        path.rename(path.with_name(path.name.replace("modalityCT", "modalityct")))
+    report = evaluate(tmp_path / "ref", tmp_path / "res")
+    assert report.images == 1 and by_key(report)[(23, "liver", "", "dice")] == 1.0
+    region = next((tmp_path / "res").glob("*_regionannotation_2.nii.gz"))
+    labels, grid = read_volume(region)
+    write_volume(region.with_name(region.name[:-3]), labels, grid)  # the same annotation as .nii too
+    assert any(p.code == "DUPLICATE_FILE" for p in evaluate(tmp_path / "ref", tmp_path / "res").problems)
+    region.with_name(region.name[:-3]).unlink()
+    flipped = ImageGeometry(grid.shape, grid.spacing_mm, grid.origin_lps, tuple(map(tuple, -np.asarray(grid.direction_lps))))
+    write_volume(region, labels, flipped)
+    mismatch = [p for p in evaluate(tmp_path / "ref", tmp_path / "res").problems if p.code == "GRID_MISMATCH"]
+    assert mismatch and "axes" in mismatch[0].message and "-0x" not in mismatch[0].message
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["evaluate", str(tmp_path / "ref"), str(empty), "--out", str(tmp_path / "o2"), "-q", "--jobs", "1"]) == 0  # scored as empty
+    assert "NO_RESULT" in capsys.readouterr().out
+    assert main(["evaluate", str(empty), str(tmp_path / "res"), "--out", str(tmp_path / "o3"), "-q", "--jobs", "1"]) == 1
+    assert "nothing scored" in capsys.readouterr().out

@@ -188,6 +188,11 @@ def test_array_from_reindexes_the_same_voxels(flips, permutation) -> None:
     shifted = ImageGeometry(other.shape, other.spacing_mm, tuple(np.array(other.origin_lps) + 0.3), other.direction_lps)
     with pytest.raises(GeometryError):
         geometry.array_from(other_values, shifted)
+    # A grid mirrored about its origin lies on the same lattice, on the other side: not the same voxels.
+    mirrored = ImageGeometry(geometry.shape, geometry.spacing_mm, geometry.origin_lps, tuple(map(tuple, -np.asarray(geometry.direction_lps))))
+    assert geometry.axis_map(mirrored) is None and mirrored.axis_map(geometry) is None
+    with pytest.raises(GeometryError):
+        geometry.array_from(values, mirrored)
 
 
 def test_a_crop_lands_where_the_whole_array_would() -> None:

@@ -298,9 +298,11 @@ def test_a_local_worker_process_killed_during_a_run_loses_nothing(corpus, tmp_pa
     assert tree(out) == tree(tmp_path / "serial" / "release")
 
 
-def test_two_runs_never_write_one_release_or_linkage_table_at_once(corpus, tmp_path):
+def test_two_runs_never_write_one_release_or_linkage_table_at_once(corpus, tmp_path, monkeypatch):
     from visceral.errors import VisceralError
     from visceral.fileio import exclusive_lock
+
+    monkeypatch.setattr("visceral.fileio.LOCK_WAIT_S", 0.3)
 
     out = tmp_path / "release"
     with exclusive_lock(tmp_path / ".release.lock", "the release folder"):

@@ -182,7 +182,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{report.images} image(s) paired, {len(report.structures())} structure(s), {len(report.landmarks())} landmark(s), "
           f"{len(report.scores)} scores; {sum(p.refused for p in report.problems)} refused")
     print(f"scores: {paths['scores.csv']}  aggregates: {paths['aggregates.csv']}  report: {paths['report.html']}")
-    return EXIT_OK if report.ok else EXIT_PROBLEMS
+    if not report.images:
+        print("nothing scored: no image of the results pairs with an annotated image of the reference (subject, acquisition, "
+              "modality and body region of the names)")
+    return EXIT_OK if report.ok and report.images else EXIT_PROBLEMS
 
 
 def _at_least_one(text: str) -> int:

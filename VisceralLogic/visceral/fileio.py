@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Iterator, Optional, Sequence
 
@@ -67,23 +68,38 @@ def check_new_files(paths: Sequence[PathLike], overwrite: bool) -> None:
 @contextlib.contextmanager
 def exclusive_lock(path: PathLike, what: str) -> Iterator[None]:
     """Hold the lock file ``path`` (created when missing) for the length of a ``with`` block, or refuse
-    at once when another process holds it.  The lock goes with its process: a killed run leaves none."""
+    when another process still holds it after :data:`LOCK_WAIT_S` seconds.  The lock goes with its
+    process: a killed run leaves none (once the system has ended it and its children)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + LOCK_WAIT_S
     with open(path, "a+b") as handle:
-        try:
-            if os.name == "nt":
-                import msvcrt
-
-                handle.seek(0)
-                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise VisceralError(f"{what} is in use by another run ({path} is locked): wait for it to end") from None
+        while not _try_lock(handle):
+            if time.monotonic() >= deadline:
+                raise VisceralError(f"{what} is in use by another run ({path} is locked): wait for it to end")
+            time.sleep(0.1)
         yield
+
+
+#: Seconds a run waits for a lock another process holds before it refuses.
+LOCK_WAIT_S = 10.0
+
+
+def _try_lock(handle: IO) -> bool:
+    """Lock the open file ``handle`` for this process; False when another process holds it."""
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
 
 
 def publish(data: bytes, staging: PathLike, path: PathLike) -> None:

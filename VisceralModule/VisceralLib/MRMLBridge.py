@@ -468,7 +468,8 @@ def scoreSegmentation(segmentationNode, imageNode, referenceFolder: str, referen
     key = (image.subject, image.acquisition, image.modality, image.body_region)
     with tempfile.TemporaryDirectory(prefix="visceral-score-") as results:
         exportSegmentation(segmentationNode, imageNode, results, image.annotation(FileKind.REGION, 1))
-        return evaluate(referenceFolder, results, images=[key], reference_annotator=referenceAnnotator, resample=resample)
+        # Only the segmentation is scored: the reference's other annotations of the image (landmarks) are said, not scored as empty.
+        return evaluate(referenceFolder, results, images=[key], reference_annotator=referenceAnnotator, resample=resample, missing_as_empty=False)
 
 
 def _layerCrops(segmentationNode, mapping: SegmentMapping, referenceVolumeNode, slicer_grid: ImageGeometry) -> Tuple[List[LayerCrop], List[str]]:

@@ -225,8 +225,13 @@ class ImageGeometry:
         if len({m for m, _ in mapping}) != 3:
             return None
         mine = self.index_to_world(corner_indices(self.shape), "LPS")
-        theirs = other.index_to_world(other.world_to_index(mine, "LPS").round(), "LPS")
-        if np.max(np.abs(mine - theirs)) > tolerance_mm or np.max(np.abs(other.world_to_index(mine, "LPS") - other.world_to_index(mine, "LPS").round())) > 1e-3:
+        indices = other.world_to_index(mine, "LPS")
+        theirs = other.index_to_world(indices.round(), "LPS")
+        if np.max(np.abs(mine - theirs)) > tolerance_mm or np.max(np.abs(indices - indices.round())) > 1e-3:
+            return None
+        # The same lattice is not enough: my corners must be corners of ``other`` (a grid mirrored about
+        # its origin lies on the same lattice, on the other side).
+        if np.any(indices.round() < 0) or np.any(indices.round() > np.asarray(other.shape) - 1):
             return None
         return tuple(mapping)
 

@@ -347,12 +347,18 @@ def parse_label_table(text: str, path: Optional[PathLike] = None) -> LabelTable:
         except ValueError:
             raise LabelTableError(path, f"label value {value_text!r} of {name!r} is not an integer", line_no) from None
         if value == 0:
+            if normalize_structure_name(name) not in BACKGROUND_NAMES:
+                raise LabelTableError(path, f"label 0 is the background: {name!r} cannot have it", line_no)
             continue  # background rows (Slicer writes them) carry no structure
         entries.append((name, value))
     try:
         return LabelTable(tuple(entries))
     except LabelTableError as exc:
         raise LabelTableError(path, exc.reason) from None
+
+
+#: Names a label table may give label 0 (the background row some tools write), normalized.
+BACKGROUND_NAMES = frozenset({"", "background", "clear label", "unlabeled", "unlabelled", "none", "outside"})
 
 
 def read_label_table(path: PathLike) -> LabelTable:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -23,7 +23,7 @@ import numpy as np
 from visceral.annotations.regions import label_volume_structure, probability_to_mask, read_region_annotation, read_uncertainty_volume
 from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.labels import default_registry, normalize_structure_name
-from visceral.conventions.landmarks import landmark_id_of_label, read_fcsv, read_landmarks
+from visceral.conventions.landmarks import check_covariance, landmark_id_of_label, read_fcsv, read_landmarks
 from visceral.conventions.names import FileKind, VisceralName, parse_name
 from visceral.errors import InvalidNameError, UnknownStructureError, VisceralError
 from visceral.evaluate.metrics import FUZZY_METRICS, LANDMARK_METRICS, REGION_METRICS, fuzzy_metrics, label_metrics, landmark_metrics, region_metrics
@@ -44,13 +44,17 @@ PROBLEM_CODES: Dict[str, Tuple[bool, str]] = {
     "UNREADABLE": (True, "a file of the pair cannot be read"),
     "ANNOTATOR_AMBIGUOUS": (True, "several annotators annotated the image; choose one"),
     "NO_GEOMETRY": (True, "landmarks in the seed's landmark frame, but no image to place them in the world"),
-    "NO_RESULT": (False, "the reference annotates the image, the results do not: nothing scored for it"),
+    "NO_RESULT": (False, "the reference annotates the image, the results do not: scored as an empty result (every structure "
+                         "and landmark missing)"),
     "NO_REFERENCE": (False, "a result for an image (or of a kind) the reference does not annotate: not scored"),
     "MISSING_STRUCTURE": (False, "a reference structure is absent from the result annotation: scored as an empty result"),
     "EXTRA_STRUCTURE": (False, "a result structure the reference annotation does not have: not scored"),
     "UNLISTED_LABELS": (False, "label values of a label volume missing from its label table: their voxels count for no structure"),
     "LANDMARKS_MISSING": (False, "reference landmark IDs absent from the result (counted in landmarks_missing)"),
     "LANDMARKS_EXTRA": (False, "result landmark IDs absent from the reference (counted in landmarks_extra)"),
+    "COVARIANCE_INVALID": (False, "a landmark's covariance is not 9 finite numbers of a symmetric positive semi-definite matrix: "
+                                  "its Mahalanobis distance is not computed"),
+    "DUPLICATE_FILE": (False, "two files with the same identity (e.g. .nii and .nii.gz): the first in sorted order is used"),
     "FAILED": (True, "scoring the image failed unexpectedly"),
 }
 
@@ -132,7 +136,8 @@ class _Files:
 
 
 def _image_key(name: VisceralName) -> ImageKey:
-    return (name.subject, name.acquisition, name.modality, name.body_region)
+    """The identity an image pairs by (the modality token in upper case: ``modalityct`` is ``modalityCT``)."""
+    return (name.subject, name.acquisition, name.modality.upper() if name.modality else name.modality, name.body_region)
 
 
 def _describe(key: ImageKey) -> str:
@@ -140,10 +145,17 @@ def _describe(key: ImageKey) -> str:
     return VisceralName(key[0], key[1], key[2], body_region=key[3]).stem()
 
 
-def catalogue(root: PathLike) -> Dict[ImageKey, _Files]:
+def catalogue(root: PathLike, problems: Optional[List[Problem]] = None) -> Dict[ImageKey, _Files]:
     """The files of a data-set folder (and its sub-folders) grouped by image; files of other names are ignored
-    (``visceral validate`` reports them); the first of two files with the same identity (in sorted order) counts."""
+    (``visceral validate`` reports them); the first of two files with the same identity (in sorted order) counts,
+    the other is said (DUPLICATE_FILE) in ``problems``."""
     out: Dict[ImageKey, _Files] = {}
+
+    def first(held: Optional[Path], path: Path) -> Path:
+        if held is not None and held != path and problems is not None:
+            problems.append(Problem("DUPLICATE_FILE", str(path), f"the same image and annotator as {held.name}, which is used"))
+        return held or path
+
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for file_name in sorted(files):
@@ -156,13 +168,13 @@ def catalogue(root: PathLike) -> Dict[ImageKey, _Files]:
             path = Path(folder) / file_name
             entry = out.setdefault(_image_key(name), _Files())
             if name.kind is FileKind.IMAGE and name.is_volume:
-                entry.image = entry.image or path
+                entry.image = first(entry.image, path)
             elif name.kind is FileKind.REGION and name.is_volume:
-                entry.regions.setdefault(name.annotator, path)
+                entry.regions[name.annotator] = first(entry.regions.get(name.annotator), path)
             elif name.kind is FileKind.REGION_LABEL and name.is_volume:
                 entry.label_volumes.setdefault(name.annotator, []).append(path)
             elif name.kind is FileKind.LANDMARKS and name.extension in (".csv", ".fcsv", ".nii"):  # ".nii": the seed's typo
-                entry.landmarks.setdefault(name.annotator, path)
+                entry.landmarks[name.annotator] = first(entry.landmarks.get(name.annotator), path)
     return out
 
 
@@ -190,6 +202,9 @@ class _Pair:
     reference_landmarks: Optional[Path] = None
     result_landmarks: Optional[Path] = None
     resample: bool = False
+    #: no result annotation of this kind: the reference is scored against an empty result
+    empty_regions: bool = False
+    empty_landmarks: bool = False
 
 
 @dataclass
@@ -223,8 +238,7 @@ def _on_grid(array: np.ndarray, geometry: ImageGeometry, grid: ImageGeometry, pa
         return grid.array_from(array, geometry)
     where = str(path)
     if not pair.resample:
-        problems.append(Problem("GRID_MISMATCH", where, f"grid {geometry.shape} voxels of {_mm(geometry.spacing_mm)} mm at {_mm(geometry.origin_lps)} "
-                                f"differs from the reference's {grid.shape} of {_mm(grid.spacing_mm)} mm at {_mm(grid.origin_lps)}"))
+        problems.append(Problem("GRID_MISMATCH", where, f"grid {_grid_text(geometry)} differs from the reference's {_grid_text(grid)}"))
         return None
     import SimpleITK as sitk
 
@@ -239,7 +253,14 @@ def _on_grid(array: np.ndarray, geometry: ImageGeometry, grid: ImageGeometry, pa
 
 
 def _mm(values: Sequence[float]) -> str:
-    return "x".join(f"{v:.4g}" for v in values)
+    return "x".join(f"{v + 0.0:.4g}" for v in values)  # + 0.0: no "-0"
+
+
+def _grid_text(grid: ImageGeometry) -> str:
+    """A grid in one line: shape, voxel size, origin and direction (its columns, the voxel axes in LPS)."""
+    axes = np.asarray(grid.direction_lps, dtype=float)
+    return (f"{grid.shape} voxels of {_mm(grid.spacing_mm)} mm at {_mm(grid.origin_lps)} mm, axes "
+            + " ".join(f"({_mm(np.round(axes[:, n], 4))})" for n in range(3)))
 
 
 def _read_side(region: Optional[Path], label_volumes: Sequence[Path], grid: Optional[ImageGeometry], pair: _Pair,
@@ -253,7 +274,11 @@ def _read_side(region: Optional[Path], label_volumes: Sequence[Path], grid: Opti
         if labels is None:
             return None, grid
         side.labels = labels
-        side.values = {structure_key(n): v for n, v in annotation.table.entries}
+        for structure_name, value in annotation.table.entries:
+            key = structure_key(structure_name)
+            if key in side.values:
+                raise VisceralError(f"{region}: the label table names {key!r} twice (labels {side.values[key]} and {value})")
+            side.values[key] = value
         if annotation.labels_missing_from_table:
             problems.append(Problem("UNLISTED_LABELS", str(region), f"label value(s) {', '.join(map(str, annotation.labels_missing_from_table))} "
                                     "are not in the label table: their voxels count for no structure"))
@@ -280,11 +305,17 @@ def _mask(side: _Side, structure: str, grid: ImageGeometry, pair: _Pair, problem
     """(binary mask, probabilities or ``None``) of a structure on one side: the label volume gives the mask when it
     has the structure, else the per-structure volume at :data:`~visceral.annotations.regions.PROBABILITY_THRESHOLD`."""
     probabilities = None
+    in_labels = side.labels is not None and structure in side.values
     if structure in side.volumes:
-        probabilities = _probabilities(side.volumes[structure], grid, pair, problems, is_result)
-        if probabilities is None:
+        path = side.volumes[structure]
+        try:
+            probabilities = _probabilities(path, grid, pair, problems, is_result)
+        except VisceralError as exc:
+            then = "its fuzzy metrics not scored (its mask from the label volume is)" if in_labels else f"{structure!r} not scored"
+            problems.append(Problem("UNREADABLE", str(path), f"{' '.join(str(exc).split())}: {then}"))
+        if probabilities is None and not in_labels:
             return None, None
-    if side.labels is not None and structure in side.values:
+    if in_labels:
         return side.labels == side.values[structure], probabilities
     if probabilities is not None:
         return probability_to_mask(probabilities), probabilities
@@ -298,9 +329,9 @@ def _score_regions(pair: _Pair, name: str, scores: List[Score], problems: List[P
     if reference is None or grid is None:
         return grid
     has_result = pair.result_region is not None or pair.result_label_volumes
-    if not has_result:
+    if not has_result and not pair.empty_regions:
         return grid
-    result, _ = _read_side(pair.result_region, pair.result_label_volumes, grid, pair, problems, True)
+    result, _ = _read_side(pair.result_region, pair.result_label_volumes, grid, pair, problems, True) if has_result else (_Side(), grid)
     if result is None:
         return grid
     wanted = reference.structures()
@@ -308,7 +339,7 @@ def _score_regions(pair: _Pair, name: str, scores: List[Score], problems: List[P
         if structure not in wanted:
             problems.append(Problem("EXTRA_STRUCTURE", name, f"{structure!r} is not in the reference annotation"))
     for structure in wanted:
-        if structure not in result.structures():
+        if structure not in result.structures() and has_result:  # a result missing whole is said once (NO_RESULT)
             problems.append(Problem("MISSING_STRUCTURE", name, f"{structure!r} is not in the result annotation: scored as empty"))
 
     def add(structure: str, values: Dict[str, float], metrics: Sequence[str]) -> None:
@@ -339,12 +370,14 @@ def _score_regions(pair: _Pair, name: str, scores: List[Score], problems: List[P
     return grid
 
 
-def _world_landmarks(path: Path, geometry: Optional[ImageGeometry]) -> Dict[str, Tuple[np.ndarray, Optional[np.ndarray]]]:
+def _world_landmarks(path: Path, geometry: Optional[ImageGeometry],
+                     invalid: Dict[str, str]) -> Dict[str, Tuple[np.ndarray, Optional[np.ndarray]]]:
     """Landmark ID -> (LPS position, LPS covariance or ``None``) of a landmark file.
 
     A ``.csv`` holds the seed's landmark frame (mm from voxel [0,0,0] along the voxel axes) of its image
     grid ``geometry``; a ``.fcsv`` holds world points (its own RAS or LPS) without covariance, each ID the
-    number in its label (``L321`` is 321).
+    number in its label (``L321`` is 321).  A landmark ID twice refuses the file; a covariance that is not
+    one (:func:`~visceral.conventions.landmarks.check_covariance`) is left out, with why in ``invalid``.
     """
     from visceral.annotations.points import import_landmarks
 
@@ -353,9 +386,21 @@ def _world_landmarks(path: Path, geometry: Optional[ImageGeometry]) -> Dict[str,
         out = {}
         for point in points:
             lps = np.asarray(point.position, dtype=float) * (np.array([-1.0, -1.0, 1.0]) if frame == "RAS" else 1.0)
-            out[str(landmark_id_of_label(point.label))] = (lps, None)
+            landmark_id = str(landmark_id_of_label(point.label))
+            if landmark_id in out:
+                raise VisceralError(f"{path}: landmark ID {landmark_id} twice")
+            out[landmark_id] = (lps, None)
         return out
     landmarks = read_landmarks(path, strict=False)
+    seen: set = set()
+    for n, landmark in enumerate(landmarks):
+        if landmark.landmark_id in seen:
+            raise VisceralError(f"{path}: landmark ID {landmark.landmark_id} twice")
+        seen.add(landmark.landmark_id)
+        why = check_covariance(landmark.covariance) if landmark.covariance is not None else None
+        if why:
+            invalid[str(landmark.landmark_id)] = why
+            landmarks[n] = replace(landmark, covariance=None)
     if geometry is None:
         raise _NoGeometry(f"{path}: no image (or region annotation) of this subject to place the landmark frame in the world")
     ids, points, covariances = import_landmarks(landmarks, geometry, "LPS")
@@ -371,12 +416,16 @@ def _score_landmarks(pair: _Pair, name: str, grid: Optional[ImageGeometry], scor
     modality = modality or ""
     reference_geometry = read_geometry(pair.reference_image) if pair.reference_image else grid
     result_geometry = read_geometry(pair.result_image) if pair.result_image else reference_geometry
+    invalid: Dict[str, Dict[str, str]] = {"reference": {}, "result": {}}
     try:
-        reference = _world_landmarks(pair.reference_landmarks, reference_geometry)  # type: ignore[arg-type]
-        result = _world_landmarks(pair.result_landmarks, result_geometry)  # type: ignore[arg-type]
+        reference = _world_landmarks(pair.reference_landmarks, reference_geometry, invalid["reference"])  # type: ignore[arg-type]
+        result = _world_landmarks(pair.result_landmarks, result_geometry, invalid["result"]) if pair.result_landmarks else {}
     except _NoGeometry as exc:
         problems.append(Problem("NO_GEOMETRY", name, str(exc)))
         return
+    for side, found in invalid.items():
+        for landmark_id, why in found.items():
+            problems.append(Problem("COVARIANCE_INVALID", name, f"{side} landmark {landmark_id}: {why}: its Mahalanobis distance is not computed"))
     missing = [i for i in reference if i not in result]
     extra = [i for i in result if i not in reference]
     for landmark_id, (ref_point, ref_cov) in reference.items():
@@ -390,7 +439,7 @@ def _score_landmarks(pair: _Pair, name: str, grid: Optional[ImageGeometry], scor
             scores.append(Score(subject, acquisition, modality, "", landmark_id, metric, values[metric]))
     scores.append(Score(subject, acquisition, modality, "", "", "landmarks_missing", float(len(missing))))
     scores.append(Score(subject, acquisition, modality, "", "", "landmarks_extra", float(len(extra))))
-    if missing:
+    if missing and pair.result_landmarks:  # a result missing whole is said once (NO_RESULT)
         problems.append(Problem("LANDMARKS_MISSING", name, f"reference landmark ID(s) {', '.join(missing)} not in the result"))
     if extra:
         problems.append(Problem("LANDMARKS_EXTRA", name, f"result landmark ID(s) {', '.join(extra)} not in the reference"))
@@ -404,15 +453,21 @@ def score_pair(pair: _Pair) -> Tuple[List[Score], List[Problem]]:
     problems: List[Problem] = []
     grid = None
     if pair.reference_region is not None or pair.reference_label_volumes:
+        part: List[Score] = []
         try:
-            grid = _score_regions(pair, name, scores, problems)
-        except VisceralError as exc:
-            problems.append(Problem("UNREADABLE", name, f"regions not scored: {exc}"))
-    if pair.reference_landmarks is not None and pair.result_landmarks is not None:
+            grid = _score_regions(pair, name, part, problems)
+            scores += part
+        except Exception as exc:  # noqa: BLE001 - the regions refused in one line; the landmarks are still scored
+            problems.append(Problem("UNREADABLE" if isinstance(exc, VisceralError) else "FAILED", name,
+                                    f"regions not scored: {' '.join(str(exc).split()) or type(exc).__name__}"))
+    if pair.reference_landmarks is not None:
+        part = []
         try:
-            _score_landmarks(pair, name, grid, scores, problems)
-        except VisceralError as exc:
-            problems.append(Problem("UNREADABLE", name, f"landmarks not scored: {exc}"))
+            _score_landmarks(pair, name, grid, part, problems)
+            scores += part
+        except Exception as exc:  # noqa: BLE001 - the landmarks refused in one line; the regions stay scored
+            problems.append(Problem("UNREADABLE" if isinstance(exc, VisceralError) else "FAILED", name,
+                                    f"landmarks not scored: {' '.join(str(exc).split()) or type(exc).__name__}"))
     return scores, problems
 
 
@@ -430,13 +485,20 @@ def _one_annotator(files: Dict[int, Any], chosen: Optional[int], what: str, name
     return False, None
 
 
+#: How NO_RESULT ends, with and without scoring a missing result as an empty one.
+_AS_EMPTY = {True: ": scored as an empty result", False: ": not scored"}
+
+
 def plan(reference: PathLike, results: PathLike, resample: bool = False, reference_annotator: Optional[int] = None,
-         result_annotator: Optional[int] = None, images: Optional[Sequence[ImageKey]] = None) -> Tuple[List[_Pair], List[Problem]]:
-    """The image pairs to score, and the problems found while pairing."""
-    ref_files, res_files = catalogue(reference), catalogue(results)
+         result_annotator: Optional[int] = None, images: Optional[Sequence[ImageKey]] = None,
+         missing_as_empty: bool = True) -> Tuple[List[_Pair], List[Problem]]:
+    """The image pairs to score, and the problems found while pairing.  ``missing_as_empty``: an image the
+    reference annotates and the results do not is scored against an empty result (a benchmark's missing
+    answer scores as a wrong one), else only said."""
     pairs: List[_Pair] = []
     problems: List[Problem] = []
-    wanted = set(images) if images is not None else None
+    ref_files, res_files = catalogue(reference, problems), catalogue(results, problems)
+    wanted = {(s, a, m.upper() if m else m, b) for s, a, m, b in images} if images is not None else None
     for key in sorted(set(ref_files) | set(res_files), key=lambda k: tuple("" if v is None else str(v).zfill(12) for v in k)):
         if wanted is not None and key not in wanted:
             continue
@@ -446,8 +508,8 @@ def plan(reference: PathLike, results: PathLike, resample: bool = False, referen
             if res.annotated():
                 problems.append(Problem("NO_REFERENCE", name, "the results annotate an image the reference does not"))
             continue
-        if not res.annotated():
-            problems.append(Problem("NO_RESULT", name, "no result annotation for this image"))
+        if not res.annotated() and not missing_as_empty:
+            problems.append(Problem("NO_RESULT", name, "no result annotation for this image: not scored"))
             continue
         pair = _Pair(key, ref.image, res.image, resample=resample)
         region_annotators = dict.fromkeys([*ref.label_volumes, *ref.regions], 1)
@@ -456,19 +518,21 @@ def plan(reference: PathLike, results: PathLike, resample: bool = False, referen
         go_res, a_res = _one_annotator(result_region_annotators, result_annotator, "result regions", name, problems)
         if go_ref and go_res and a_ref is not None:
             if a_res is None:
-                problems.append(Problem("NO_RESULT", name, "no result region annotation for this image"))
-            else:
+                problems.append(Problem("NO_RESULT", name, "no result region annotation for this image" + _AS_EMPTY[missing_as_empty]))
+            if a_res is not None or missing_as_empty:
                 pair.reference_region, pair.reference_label_volumes = ref.regions.get(a_ref), ref.label_volumes.get(a_ref, [])
                 pair.result_region, pair.result_label_volumes = res.regions.get(a_res), res.label_volumes.get(a_res, [])
+                pair.empty_regions = a_res is None
         elif go_res and a_res is not None and a_ref is None and go_ref:
             problems.append(Problem("NO_REFERENCE", name, "result regions, but no reference region annotation"))
         go_ref, l_ref = _one_annotator(ref.landmarks, reference_annotator, "reference landmarks", name, problems)
         go_res, l_res = _one_annotator(res.landmarks, result_annotator, "result landmarks", name, problems)
         if go_ref and go_res and l_ref is not None:
             if l_res is None:
-                problems.append(Problem("NO_RESULT", name, "no result landmarks for this image"))
-            else:
-                pair.reference_landmarks, pair.result_landmarks = ref.landmarks[l_ref], res.landmarks[l_res]
+                problems.append(Problem("NO_RESULT", name, "no result landmarks for this image" + _AS_EMPTY[missing_as_empty]))
+            if l_res is not None or missing_as_empty:
+                pair.reference_landmarks, pair.result_landmarks = ref.landmarks[l_ref], res.landmarks.get(l_res)  # type: ignore[arg-type]
+                pair.empty_landmarks = l_res is None
         elif go_res and l_res is not None and l_ref is None and go_ref:
             problems.append(Problem("NO_REFERENCE", name, "result landmarks, but no reference landmarks"))
         if pair.reference_region or pair.reference_label_volumes or pair.reference_landmarks:
@@ -485,7 +549,7 @@ def _worker_threads(threads: int) -> None:
 
 def evaluate(reference: PathLike, results: PathLike, jobs: Union[int, Executor] = 1, resample: bool = False, reference_annotator: Optional[int] = None,
              result_annotator: Optional[int] = None, images: Optional[Sequence[ImageKey]] = None,
-             progress: Optional[Progress] = None) -> EvaluationReport:
+             progress: Optional[Progress] = None, missing_as_empty: bool = True) -> EvaluationReport:
     """Score every result of data set ``results`` against its reference in data set ``reference``.
 
     Args:
@@ -495,14 +559,17 @@ def evaluate(reference: PathLike, results: PathLike, jobs: Union[int, Executor] 
         reference_annotator, result_annotator: the annotator to use where an image has several.
         images: only these images (subject, acquisition, modality, body region).
         progress: ``progress(done, total, stage)`` callback.
+        missing_as_empty: score an image (or a kind of annotation) the reference has and the results do not
+            against an empty result (the default: a missing answer scores as a wrong one), else only say it.
     """
     start = time.perf_counter()
     report = EvaluationReport(Path(reference), Path(results), settings={
-        "resample": resample, "reference_annotator": reference_annotator, "result_annotator": result_annotator})
+        "resample": resample, "reference_annotator": reference_annotator, "result_annotator": result_annotator,
+        "missing_as_empty": missing_as_empty})
     for folder in (report.reference, report.results):
         if not folder.is_dir():
             raise VisceralError(f"{folder}: not a folder")
-    pairs, problems = plan(reference, results, resample, reference_annotator, result_annotator, images)
+    pairs, problems = plan(reference, results, resample, reference_annotator, result_annotator, images, missing_as_empty)
     report.problems.extend(problems)
     report.images = len(pairs)
     outcomes: Dict[ImageKey, Tuple[List[Score], List[Problem]]] = {}
