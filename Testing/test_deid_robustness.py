@@ -508,7 +508,31 @@ def test_a_run_extended_with_the_other_form_of_a_patient_id_keeps_its_subject(tm
     assert {f.subject for f in two.files} == {"subject01"} and two.new_subjects == 0
     assert sorted(f.fate for f in two.files) == ["released"] * 2 + ["released earlier"] * 2
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == 4
-    assert (tmp_path / "out.private" / "linkage.csv").read_text().count("\n") == 2  # the header and one patient
+    rows = (tmp_path / "out.private" / "linkage.csv").read_text().splitlines()[1:]
+    assert len(rows) == 2 and {row.rsplit(",", 1)[1] for row in rows} == {"1"}  # both forms of the ID, one subject
+
+
+def test_a_patient_id_aliased_once_stays_aliased_when_another_issuer_appears(tmp_path: Path) -> None:
+    """Run 1 sees a Patient ID bare and with issuer A (one patient); run 2 adds the same ID with issuer B: a
+    different patient (another hospital's), while the bare ID stays with A's subject (the linkage table
+    remembers the alias), so run 1's files are not released again."""
+    inp = tmp_path / "in"
+    paths = corpus.write_series(inp / "one", PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=3, series_number=2)).paths
+    ds = pydicom.dcmread(str(paths[1]))
+    ds.IssuerOfPatientID = "HOSP_A"
+    write_dicom(ds, str(paths[1]))
+    key = tmp_path / "key.hex"
+    one = deidentify(inp / "one", tmp_path / "out", key_file=key, jobs=1, conformance="off")
+    assert {f.subject for f in one.files} == {"subject01"}
+    other = corpus.write_series(inp / "two", PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=1, series_number=3)).paths[0]
+    ds = pydicom.dcmread(str(other))
+    ds.IssuerOfPatientID = "HOSP_B"
+    write_dicom(ds, str(other))
+    two = deidentify(inp, tmp_path / "out", key_file=key, jobs=1, conformance="off")
+    by = {f.source: f for f in two.files}
+    assert {by[f"one/{p.name}"].subject for p in paths} == {"subject01"}
+    assert [by[f"one/{p.name}"].fate for p in paths] == ["released earlier"] * 3
+    assert by[f"two/{other.name}"].subject == "subject02" and two.new_subjects == 1
 
 
 def test_a_new_file_at_the_path_of_an_earlier_one_is_checked_as_itself(tmp_path: Path) -> None:

@@ -126,6 +126,17 @@ class Linkage:
         """The patient keys numbered so far."""
         return list(self._by_key)
 
+    def canonical(self, patient_key: str) -> str:
+        """The key whose subject ``patient_key`` shares, numbered first: one patient's keys (a Patient ID
+        with and without its issuer) are rows of one subject, the first of them the patient's own."""
+        subject = self._by_key[patient_key].subject
+        return next(k for k, e in self._by_key.items() if e.subject == subject)
+
+    def add_alias(self, alias: str, patient_key: str) -> None:
+        """Record ``alias`` as another key of the patient ``patient_key`` (its subject), once."""
+        if alias not in self._by_key:
+            self._by_key[alias] = LinkageEntry(alias, self._by_key[patient_key].subject)
+
     def assign(self, patient_keys: Iterable[str], key: SecretKey) -> List[LinkageEntry]:
         """Give subject numbers to the patients not seen before; returns the new entries.
 

@@ -952,9 +952,16 @@ def _assign_subjects(heads: Dict[Path, _Head], linkage: Linkage, key: SecretKey,
     """Subjects for the patients of ``heads`` (the linkage table extended and saved), with their date and
     time offsets and their identity pooled over all their files; returns (heads with aliased patient
     keys, patients, aliases, new linkage entries)."""
-    aliases = _patient_aliases({h.patient_key for h in heads.values()}, linkage.keys())
+    keys = {h.patient_key for h in heads.values()}
+    known = set(linkage.keys())
+    # Keys the table holds are their patient's (an alias recorded by an earlier run included); the others
+    # may be aliases of each other or of a key the table holds.
+    aliases = {k: linkage.canonical(k) for k in keys & known if linkage.canonical(k) != k}
+    aliases.update(_patient_aliases(keys - known, {linkage.canonical(k) for k in known}))
     heads = {p: replace(h, patient_key=aliases.get(h.patient_key, h.patient_key)) for p, h in heads.items()}
     new = linkage.assign({h.patient_key for h in heads.values()}, key)
+    for alias, patient_key in aliases.items():
+        linkage.add_alias(alias, patient_key)  # a later run knows them as one patient whatever it sees
     linkage.save()
     low, high = profile.date_shift_days
     pooled: Dict[str, set] = defaultdict(set)
@@ -1014,7 +1021,8 @@ def deidentify(
     profile = profile if isinstance(profile, Profile) else load_profile(profile)
     private = default_private_dir(output_dir)
     key_path = check_private_location(key_file or private / "key.hex", "the key file", output_dir, input_dir)
-    linkage_path = check_private_location(linkage_file or private / "linkage.csv", "the linkage table", output_dir, input_dir)
+    # Resolved: a table shared through a symbolic link is locked, read and replaced where it really is.
+    linkage_path = check_private_location(linkage_file or private / "linkage.csv", "the linkage table", output_dir, input_dir).resolve()
     report_path = check_private_location(report_dir or private, "the report folder", output_dir, input_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if output_dir.stat().st_dev != output_dir.parent.stat().st_dev:
