@@ -594,3 +594,24 @@ def test_the_audit_report_is_written_while_the_run_goes_on(tmp_path: Path, monke
     final = json.loads((tmp_path / "out.private" / "deid_report.json").read_text())
     assert final["finished"] and len(final["files"]) == len(report.files) == 4
     assert (tmp_path / "out.private" / "deid_report.txt").read_text().splitlines()[0] == "Visceral de-identification report"
+
+
+def test_a_release_folder_its_staged_files_cannot_be_renamed_into_is_refused_up_front(tmp_path: Path, monkeypatch) -> None:
+    """OUTPUT a mount point (or a bind mount) of another file system: the staged files could not be renamed
+    into it, so the run is refused before it starts, in one line."""
+    import errno
+
+    from visceral.errors import VisceralError
+
+    real = os.replace
+
+    def across_file_systems(src, dst):
+        if Path(src).name.startswith(".visceral-partial-probe"):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real(src, dst)
+
+    corpus.write_series(tmp_path / "in", PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=1, series_number=2))
+    monkeypatch.setattr(os, "replace", across_file_systems)
+    with pytest.raises(VisceralError, match="cannot be renamed into it"):
+        deidentify(tmp_path / "in", tmp_path / "out", jobs=1, conformance="off")
+    assert not list((tmp_path / "out").rglob("*"))

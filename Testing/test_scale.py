@@ -335,3 +335,36 @@ def test_a_voxel_check_whose_worker_dies_is_one_finding(tmp_path, monkeypatch):
     lost = [f for f in report.findings if "could not be checked" in f.message]
     assert lost and all(f.code == "NIFTI_UNREADABLE" and "label" in f.file for f in lost), report.to_text()
     assert len(lost) < report.execution["checks"] and report.execution["retries"] >= 1
+
+
+def _dies_on_poison(real):
+    """``real``, but the worker process dies on the file named POISON (as if its reader crashed)."""
+
+    def wrapped(item):
+        path = getattr(item, "path", item)
+        if Path(str(path)).name == POISON:
+            os._exit(9)
+        return real(item)
+
+    return wrapped
+
+
+POISON = "IM0003"
+
+
+@pytest.mark.parametrize("stage", ["_prepass", "_process"])
+def test_a_file_that_kills_its_worker_fails_alone(corpus, tmp_path, monkeypatch, stage):
+    """--jobs 2: a file whose header reading (pre-pass) or de-identification kills the worker process fails
+    alone, with one line; every other file is released as in a serial run."""
+    from visceral.deid import pipeline
+
+    inp = corpus / "input" / "demo"
+    reference = deidentify(inp, tmp_path / "serial", key_file=corpus / "key.hex", jobs=1)
+    monkeypatch.setattr(pipeline, stage, _dies_on_poison(getattr(pipeline, stage)))  # inherited by the forked workers
+    report = deidentify(inp, tmp_path / "jobs", key_file=corpus / "key.hex", jobs=ProcessExecutor(2))
+    failed = [f for f in report.files if f.fate == "failed"]
+    assert [Path(f.source).name for f in failed] == [POISON] * len(failed) and failed, [(f.source, f.reason) for f in failed]
+    assert all("its worker was lost" in f.reason for f in failed)
+    poisoned = {f.source for f in failed}
+    assert [(f.source, f.fate, f.output) for f in report.files if f.source not in poisoned] == \
+           [(f.source, f.fate, f.output) for f in reference.files if f.source not in poisoned]

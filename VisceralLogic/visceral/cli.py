@@ -286,6 +286,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except VisceralError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
+    except OSError as exc:  # a folder or file the command cannot create or write (read-only, full, no permission)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
     except KeyboardInterrupt:
         print("interrupted; finished files are complete, run again to resume", file=sys.stderr)
         return 130

@@ -28,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
@@ -40,7 +41,7 @@ R = TypeVar("R")
 log = logging.getLogger("visceral.parallel")
 
 __all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "Execution", "make_executor", "executor_of", "unordered",
-           "execution_line", "batches", "running_on"]
+           "execution_line", "batches", "running_on", "isolating"]
 
 #: Seconds to wait for the first worker of a Dask cluster (``VISCERAL_DASK_WAIT`` overrides it).
 DASK_WORKER_WAIT_S = float(os.environ.get("VISCERAL_DASK_WAIT", "60"))
@@ -214,8 +215,11 @@ def _identity(value: T) -> T:
     return value
 
 
-#: Finished Dask tasks let go together.
-RELEASE_GROUP = 32
+#: Finished Dask tasks are let go together: this many, or after this many seconds.
+RELEASE_GROUP, RELEASE_AFTER_S = 32, 0.5
+#: Loggers of Dask's that its configuration sets itself.
+DASK_LOGGERS = ("distributed.client", "distributed.scheduler", "distributed.worker", "distributed.nanny", "distributed.core",
+                "distributed.deploy", "distributed.comm", "distributed.batched", "distributed.http.proxy")
 
 
 def _suspicious(keys: Sequence[str], dask_scheduler: Any = None) -> int:
@@ -242,7 +246,10 @@ class DaskExecutor(Executor):
         self._distributed = distributed
         self._cluster = None
         if not logging.getLogger().isEnabledFor(logging.INFO):
-            logging.getLogger("distributed").setLevel(logging.ERROR)  # its start-up and rescheduling chatter only with --verbose
+            # Its start-up, rescheduling and lost-worker messages only with --verbose: what matters reaches the
+            # report as one line per file (Dask's own configuration sets some of its loggers' levels itself).
+            for name in ("distributed", *DASK_LOGGERS):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
         if workers is not None and workers < 1:
             raise VisceralError(f"a local Dask cluster needs at least one worker, not {workers}")
         try:
@@ -278,14 +285,16 @@ class DaskExecutor(Executor):
         futures = {client.submit(_dask_task, fn, shared, item, key=f"visceral-{name}-{batch}-{n}", pure=False): item
                    for n, item in enumerate(items)}
         finished: list = []
+        released = time.monotonic()
         try:
             for future in self._distributed.as_completed(futures):
                 yield futures.pop(future), future.result
                 # Results taken are let go (in groups: one question to the scheduler each): a worker that
                 # dies later loses nothing the scheduler would compute again.
                 finished.append(future)
-                if len(finished) >= RELEASE_GROUP or not futures:
+                if len(finished) >= RELEASE_GROUP or not futures or time.monotonic() - released >= RELEASE_AFTER_S:
                     self._release(finished)
+                    released = time.monotonic()
         except (OSError, TimeoutError) as exc:  # the scheduler is gone (a task's own errors come from outcome())
             raise VisceralError(f"{self.execution.address}: lost the Dask scheduler ({type(exc).__name__}: {' '.join(str(exc).split())}); "
                                 "finished files are complete, run again to resume") from None
@@ -311,6 +320,25 @@ class DaskExecutor(Executor):
             client.close()
         if cluster is not None:
             cluster.close()
+
+
+def isolating(executor: Executor, fn: Callable[[list], list], chunks: List[list], setup: Optional[Callable[..., None]] = None,
+               setup_args: tuple = ()) -> Iterator[Tuple[list, Callable[[], list]]]:
+    """``executor.unordered`` over ``chunks`` (runs of items); a run whose worker was lost runs again one item
+    per task, so that an item that kills its worker is the one that fails (a run of one item as it is)."""
+    again: List[list] = []
+    for chunk, outcome in executor.unordered(fn, chunks, setup, setup_args):
+        if len(chunk) > 1:
+            try:
+                done = outcome()
+            except Exception:  # noqa: BLE001 - its worker was lost: each of its items on its own
+                again += [[item] for item in chunk]
+                continue
+            yield chunk, lambda done=done: done
+        else:
+            yield chunk, outcome
+    if again:
+        yield from executor.unordered(fn, again, setup, setup_args)
 
 
 def batches(items: Sequence[T], workers: int, largest: int) -> List[List[T]]:

@@ -47,7 +47,7 @@ from visceral.dataset import write_dataset_readme, write_image
 from visceral.conventions.names import pseudonym, subject_number
 from visceral.errors import VisceralError
 from visceral.fileio import TEMP_PREFIX, atomic_write_text
-from visceral.parallel import Executor, batches, running_on
+from visceral.parallel import Executor, batches, isolating, running_on
 from visceral.types import PathLike, Progress
 
 __all__ = ["convert", "ConvertReport", "Problem", "PROBLEM_CODES"]
@@ -155,11 +155,11 @@ def _scan(paths: List[Path], root: Path, problems: List[Problem], executor: Exec
     """Every file's header (on the executor's workers), gathered in path order."""
     named = [(path, path.relative_to(root).as_posix()) for path in paths]
     found: Dict[Path, Union[Problem, Tuple[SeriesInfo, List[Frame]]]] = {}
-    for chunk, outcome in executor.unordered(_read_chunk, batches(named, executor.workers, SCAN_CHUNK)):
+    for chunk, outcome in isolating(executor, _read_chunk, batches(named, executor.workers, SCAN_CHUNK)):
         try:
             found.update(zip((path for path, _ in chunk), outcome()))
-        except Exception:  # noqa: BLE001 - a lost worker: its files are read here instead
-            found.update(zip((path for path, _ in chunk), _read_chunk(chunk)))
+        except Exception as exc:  # noqa: BLE001 - reading this file killed its worker, alone
+            found[chunk[0][0]] = Problem("UNREADABLE", chunk[0][1], f"reading it, its worker was lost: {_one_line(exc)}")
         if progress:
             progress(len(found), len(paths), "reading headers")
     infos: Dict[str, SeriesInfo] = {}

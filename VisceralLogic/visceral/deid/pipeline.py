@@ -83,7 +83,7 @@ from visceral.deid.tables import (
 )
 from visceral.errors import VisceralError
 from visceral.fileio import TEMP_PREFIX, atomic_write_text, exclusive_lock, publish, write_dicom
-from visceral.parallel import Execution, Executor, batches, execution_line, running_on
+from visceral.parallel import Execution, Executor, batches, execution_line, isolating, running_on
 from visceral.types import PathLike, Progress
 
 log = logging.getLogger("visceral.deid")
@@ -280,10 +280,10 @@ def _run_tasks(tasks: List[_Task], run: _Run, heads: Dict[Path, "_Head"], execut
     ``checkpoint()`` after each run of files."""
     # Chunks of consecutive files: mostly one series, which the worker's memo serves whole.
     chunks = batches(tasks, executor.workers, 16)
-    for chunk, outcome in executor.unordered(_process_chunk, chunks, _start_run, (run,)):
+    for chunk, outcome in isolating(executor, _process_chunk, chunks, _start_run, (run,)):
         try:
             chunk_results = outcome()
-        except Exception as exc:  # noqa: BLE001 - a lost worker fails its files, never the batch (a rerun resumes them)
+        except Exception as exc:  # noqa: BLE001 - a lost worker fails its file (run alone), never the batch
             chunk_results = _lost(chunk, heads, run, exc)
         for result in chunk_results:
             results[result.source] = result
@@ -905,6 +905,21 @@ def staging_dir(output: PathLike) -> Path:
     return output.parent / f".{output.name}.staging"
 
 
+def _check_rename(staging: Path, output_dir: Path) -> None:
+    """Refuse a release folder that files staged beside it cannot be renamed into (a mount point, a bind mount:
+    another file system, where a rename is no atomic publication)."""
+    staging.mkdir(parents=True, exist_ok=True)
+    probe = staging / f"{TEMP_PREFIX}probe-{os.getpid()}"
+    probe.write_bytes(b"")
+    try:
+        os.replace(probe, output_dir / probe.name)
+    except OSError as exc:
+        probe.unlink()
+        raise VisceralError(f"{output_dir}: files staged beside the release folder cannot be renamed into it ({exc.strerror}: "
+                            f"it is a mount point of another file system); give a folder inside it, e.g. {output_dir / 'release'}") from None
+    (output_dir / probe.name).unlink()
+
+
 def _clean_partials(*folders: Path) -> int:
     """Remove what an interrupted run left: partial files of older versions inside OUTPUT, and the
     staging folder."""
@@ -928,18 +943,21 @@ def _read_inputs(files: List[Path], names: Dict[Path, str], executor: Executor,
     """The pre-pass (on the executor's workers): the head of every DICOM file of a kept class; the
     fate of every other file."""
     found: Dict[Path, Optional[_Head]] = {}
-    for chunk, outcome in executor.unordered(_prepass_chunk, batches(files, executor.workers, PREPASS_CHUNK)):
+    lost: Dict[Path, str] = {}
+    for chunk, outcome in isolating(executor, _prepass_chunk, batches(files, executor.workers, PREPASS_CHUNK)):
         try:
             found.update(zip(chunk, outcome()))
-        except Exception:  # noqa: BLE001 - a lost worker: its files are read here instead
-            found.update(zip(chunk, _prepass_chunk(chunk)))
+        except Exception as exc:  # noqa: BLE001 - reading this file's header killed its worker, alone
+            found[chunk[0]], lost[chunk[0]] = None, f"reading its header, its worker was lost ({type(exc).__name__}: {_one_line(exc)})"
         if progress:
             progress(len(found), len(files), "reading headers")
     heads: Dict[Path, _Head] = {}
     results: Dict[str, FileResult] = {}
     for path in files:
         head = found[path]
-        if head is None:
+        if path in lost:
+            results[names[path]] = FileResult(names[path], Fate.FAILED, lost[path])
+        elif head is None:
             results[names[path]] = _unread(path, names[path])
         elif not head.kept:
             results[names[path]] = _not_kept(head, names[path])
@@ -1025,15 +1043,13 @@ def deidentify(
     linkage_path = check_private_location(linkage_file or private / "linkage.csv", "the linkage table", output_dir, input_dir).resolve()
     report_path = check_private_location(report_dir or private, "the report folder", output_dir, input_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if output_dir.stat().st_dev != output_dir.parent.stat().st_dev:
-        raise VisceralError(f"{output_dir}: the release folder is a mount point; its staging folder beside it would be on another "
-                            f"file system (no atomic rename): give a folder inside it, e.g. {output_dir / 'release'}")
     with exclusive_lock(output_dir.parent / f".{output_dir.name}.lock", f"the release folder {output_dir}"), \
             exclusive_lock(linkage_path.with_name(linkage_path.name + ".lock"), f"the linkage table {linkage_path}"):
         staging = staging_dir(output_dir)
         removed = _clean_partials(output_dir, staging)
         if removed:
             log.info("removed %d partial file(s) of an interrupted run", removed)
+        _check_rename(staging, output_dir)
 
         started = time.perf_counter()
         key, created = SecretKey.load_or_create(key_path)
