@@ -570,6 +570,11 @@ def test_cancel_from_the_progress_callback_keeps_what_is_done_and_resumes(tmp_pa
     report = deidentify(inp, tmp_path / "out", jobs=1, conformance="off")
     assert sorted(f.fate for f in report.files) == ["released"] * 3 + ["released earlier"] * 2
     assert report.finished and json.loads((tmp_path / "out.private" / "deid_report.json").read_text())["finished"]
+    # Each run keeps its own report: what was done to the files of the first is not overwritten by the second.
+    runs = [json.loads(path.read_text()) for path in sorted((tmp_path / "out.private" / "runs").glob("deid_report-*.json"))]
+    assert [(r["finished"], sorted(f["fate"] for f in r["files"])) for r in runs] == [
+        (False, ["released"] * 2), (True, ["released"] * 3 + ["released earlier"] * 2)]
+    assert all(f["counts"] for f in runs[0]["files"])
 
 
 def test_the_audit_report_is_written_while_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:

@@ -284,7 +284,7 @@ def _run_tasks(tasks: List[_Task], run: _Run, heads: Dict[Path, "_Head"], execut
         try:
             chunk_results = outcome()
         except Exception as exc:  # noqa: BLE001 - a lost worker fails its file (run alone), never the batch
-            chunk_results = _lost(chunk, heads, run, exc)
+            chunk_results = _lost(chunk, heads, run, f"its worker was lost ({type(exc).__name__}: {_one_line(exc)})")
         for result in chunk_results:
             results[result.source] = result
         done += len(chunk_results)
@@ -305,6 +305,10 @@ class _LiveReport:
         self.executor, self.started, self.folder = executor, started, folder
         self.last, self.cost = time.monotonic(), 0.0
         self.mark = mark
+        #: this run's own copy: a later run (which finds these files released earlier) keeps what was done to them
+        now = time.time()
+        stamp = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}.{int(now % 1 * 1e6):06d}Z"
+        self.archive = folder / "runs" / f"deid_report-{stamp}-{os.getpid()}.json"
 
     def write(self, finished: bool = False) -> None:
         start = time.monotonic()
@@ -313,8 +317,11 @@ class _LiveReport:
         report.execution = self.executor.summary(len(report.files), "files", time.perf_counter() - self.started, self.mark)
         report.finished = finished
         self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.folder / "deid_report.json", report.to_json())
+        text = report.to_json()
+        atomic_write_text(self.folder / "deid_report.json", text)
         atomic_write_text(self.folder / "deid_report.txt", report.to_text())
+        self.archive.parent.mkdir(exist_ok=True)
+        atomic_write_text(self.archive, text)
         self.last, self.cost = time.monotonic(), time.monotonic() - start
 
     def checkpoint(self) -> None:
@@ -326,10 +333,10 @@ class _LiveReport:
 LIVE_REPORT_S = 5.0
 
 
-def _lost(tasks: List[_Task], heads: Dict[Path, "_Head"], run: _Run, exc: BaseException) -> List[FileResult]:
-    """The fates of files whose worker was lost before it reported: released where the file is in the
-    release (it is published only once checked), else failed (a rerun resumes them)."""
-    key, cause = SecretKey(run.key), f"{type(exc).__name__}: {_one_line(exc)}"
+def _lost(tasks: List[_Task], heads: Dict[Path, "_Head"], run: _Run, cause: str) -> List[FileResult]:
+    """The fates of files whose worker did not report (``cause``): released where the file is in the release
+    (it is published only once checked), else failed (a rerun resumes them)."""
+    key = SecretKey(run.key)
     results = []
     for task in tasks:
         head = heads[Path(task.path)]
@@ -340,9 +347,9 @@ def _lost(tasks: List[_Task], heads: Dict[Path, "_Head"], run: _Run, exc: BaseEx
         if relative is not None and (Path(run.output_root) / relative).exists():
             results.append(FileResult(task.source, Fate.RELEASED, output=relative.as_posix(), sop_class=head.sop_class,
                                       transfer_syntax=head.transfer_syntax, subject=pseudonym,
-                                      notes=[f"its worker was lost after releasing it ({cause}): what was done to it is not recorded"]))
+                                      notes=[f"released, but {cause} before it reported: what was done to it is not recorded"]))
         else:
-            results.append(FileResult(task.source, Fate.FAILED, f"its worker was lost ({cause}); run again to resume"))
+            results.append(FileResult(task.source, Fate.FAILED, f"{cause}; run again to resume"))
     return results
 
 
@@ -1090,6 +1097,9 @@ def deidentify(
                 _release_copies(copies, names, heads, run, executor, results)
                 finished = True
             finally:
+                if not finished:  # interrupted: what workers released without reporting it is still said
+                    unreported = [t for t in tasks if t.source not in results]
+                    results.update((r.source, r) for r in _lost(unreported, heads, run, "the run was interrupted") if r.fate == Fate.RELEASED)
                 live.write(finished)
                 shutil.rmtree(staging, ignore_errors=True)
         return report
