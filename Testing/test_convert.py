@@ -297,3 +297,25 @@ def test_tolerances_are_displacements_in_millimetres(tmp_path: Path) -> None:
     report = convert(corpus.write_series(tmp_path / "drift", PATIENT, corpus.SeriesSpec("CT", slice_positions=drift, series_number=4)).paths[0].parent,
                      tmp_path / "ds2", strict=True)
     assert [p.code for p in report.problems] == ["GANTRY_TILT"] and "mm in plane" in report.problems[0].message
+
+
+def test_a_data_set_extended_with_an_earlier_series_keeps_the_numbers_it_gave(tmp_path: Path) -> None:
+    """Converted once, then again with a series that sorts before the first (a new export of the same subject):
+    the volume written keeps its name and holds the same series; the new one is numbered after it, and said.
+    An interrupted run resumed over the same input keeps the numbering of one run over all of it."""
+    corpus.write_series(tmp_path / "in" / "late", PATIENT, corpus.SeriesSpec("CT", slices=3, series_number=5))
+    first = convert(tmp_path / "in" / "late", tmp_path / "ds")
+    assert [v.name for v in first.volumes] == ["subject07_1_modalityCT.nii.gz"]
+    uid = read_metadata(tmp_path / "ds" / "subject07_1_modalityCT.txt").fields["source_series_uid"]
+    corpus.write_series(tmp_path / "in" / "early", PATIENT, corpus.SeriesSpec("CT", slices=3, series_number=2))
+    second = convert(tmp_path / "in", tmp_path / "ds")
+    assert sorted((v.name, v.earlier) for v in second.volumes) == [("subject07_1_modalityCT.nii.gz", True), ("subject07_2_modalityCT.nii.gz", False)]
+    assert read_metadata(tmp_path / "ds" / "subject07_1_modalityCT.txt").fields["source_series_uid"] == uid
+    assert read_metadata(tmp_path / "ds" / "subject07_2_modalityCT.txt").fields["source_series_uid"] != uid
+    assert [p.code for p in second.problems] == ["NUMBERED_AFTER_EARLIER"]
+    # One run over both, interrupted after the later series' volume (acquisition 2) was written, then resumed.
+    fresh = convert(tmp_path / "in", tmp_path / "ds2")
+    (tmp_path / "ds2" / "subject07_1_modalityCT.nii.gz").unlink()
+    resumed = convert(tmp_path / "in", tmp_path / "ds2")
+    assert sorted((v.name, v.earlier) for v in resumed.volumes) == [("subject07_1_modalityCT.nii.gz", False), ("subject07_2_modalityCT.nii.gz", True)]
+    assert not resumed.problems and [v.name for v in fresh.volumes] == [v.name for v in resumed.volumes]

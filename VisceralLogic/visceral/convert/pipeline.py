@@ -30,7 +30,8 @@ from pydicom.errors import InvalidDicomError
 
 from visceral import __version__
 from visceral.conventions.frames import ImageGeometry
-from visceral.conventions.names import VisceralName
+from visceral.conventions.metadata import read_metadata
+from visceral.conventions.names import FileKind, VisceralName, parse_name
 from visceral.convert.dicomio import MosaicError, SeriesInfo, load_stack_voxels, read_header
 from visceral.convert.stacks import (
     Frame,
@@ -68,6 +69,8 @@ PROBLEM_CODES: Dict[str, Tuple[str, bool]] = {
     "SPLIT_VOLUMES": ("a 2D multi-volume series written as one volume per repetition, in acquisition order", False),
     "PIXEL_DECODE_FAILED": ("pixel data cannot be decoded", True),
     "NOT_PSEUDONYMIZED": ("Patient ID is not a Visceral pseudonym; numbered in order", False),
+    "NUMBERED_AFTER_EARLIER": ("the input has series that sort before volumes converted earlier: those keep their acquisition "
+                               "numbers, the new ones are numbered after them", False),
 }
 
 
@@ -193,6 +196,40 @@ def _subjects(infos: Dict[str, SeriesInfo], problems: List[Problem]) -> Dict[str
     return numbers
 
 
+def _written_volumes(output_dir: Path) -> Dict[int, Dict[Tuple[str, str], int]]:
+    """The volumes an earlier run wrote: subject -> (source series UID, volume label) -> acquisition number."""
+    found: Dict[int, Dict[Tuple[str, str], int]] = defaultdict(dict)
+    for path in sorted(output_dir.glob("subject*.txt")):
+        try:
+            name = parse_name(path.name)
+            fields = read_metadata(path).fields
+        except VisceralError:
+            continue
+        if name.kind is FileKind.IMAGE and fields.get("source_series_uid"):
+            found[name.subject][(fields["source_series_uid"], fields.get("source_volume", ""))] = name.acquisition
+    return found
+
+
+def _acquisitions(subject: int, volumes: List[Tuple[str, str]], written: Dict[Tuple[str, str], int],
+                  problems: List[Problem]) -> Dict[Tuple[str, str], int]:
+    """Acquisition numbers of a subject's ``volumes`` (series UID, volume label; in acquisition order): 1, 2, ...
+    in that order -- unless volumes written earlier (``written``) would get other numbers (the input grew with
+    series that sort before them): those keep theirs, and the new ones are numbered after them."""
+    fresh = {volume: n for n, volume in enumerate(volumes, start=1)}
+    if all(fresh.get(volume) == number for volume, number in written.items()):
+        return fresh
+    numbers = dict(written)
+    following = max(written.values()) + 1
+    for volume in volumes:
+        if volume not in numbers:
+            numbers[volume] = following
+            following += 1
+    problems.append(Problem("NUMBERED_AFTER_EARLIER", pseudonym(subject), f"{len(written)} volume(s) converted earlier keep their "
+                                                                          f"acquisition numbers; {following - max(written.values()) - 1} new one(s) "
+                                                                          "numbered after them"))
+    return numbers
+
+
 def _convert_one(job: _Job) -> Converted:
     stack = job.stack
     voxels = equalize_spacing(correct_tilt(load_stack_voxels(stack), stack), stack)
@@ -272,13 +309,16 @@ def _convert(input_dir: Path, output_dir: Path, paths: List[Path], report: Conve
     for info, stack in stacks:
         by_subject[subjects[info.patient_id]].append((info, stack))
     work: List[_Job] = []
+    written = _written_volumes(output_dir)
     for subject, items in sorted(by_subject.items()):
         items.sort(key=lambda it: (it[0].study_date, it[0].study_time, it[0].series_number, it[0].series_uid, it[1].split_key))
-        for acquisition, (info, stack) in enumerate(items, start=1):
+        numbers = _acquisitions(subject, [(info.series_uid, stack.label) for info, stack in items], written.get(subject, {}), report.problems)
+        for info, stack in items:
+            acquisition = numbers[(info.series_uid, stack.label)]
             name = VisceralName(subject, acquisition, info.modality)
             fields = [("modality", info.modality), ("patient_age", info.patient_age), ("patient_sex", info.patient_sex),
                       ("study_description", info.study_description), ("series_description", info.series_description),
-                      ("series_number", str(info.series_number)), ("source_series_uid", info.series_uid)]
+                      ("series_number", str(info.series_number)), ("source_series_uid", info.series_uid), ("source_volume", stack.label)]
             fields += [(k.replace(" ", "_"), v) for k, v in stack.split_key if v not in (None, "")]
             if stack.source_distances_mm is not None:
                 steps = np.diff(stack.source_distances_mm)
