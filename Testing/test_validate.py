@@ -112,3 +112,13 @@ def test_every_issue_code_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "VALIDATOR.md").read_text()
     for code, (severity, _) in ISSUE_CODES.items():
         assert f"| `{code}` | {severity.value} |" in doc
+
+
+def test_an_image_cut_short_is_unreadable(clean: Path, tmp_path: Path) -> None:
+    """Every image's voxel data is read (not only float images'): a volume cut short is NIFTI_UNREADABLE."""
+    root = copy_of(clean, tmp_path)
+    image = next(p for p in root.glob("*.nii.gz") if "annotation" not in p.name)
+    data = image.read_bytes()
+    image.write_bytes(data[: len(data) * 2 // 3])
+    report = validate_dataset(root, config=load_config(tmp_path / "clean-validator.json"), jobs=1)
+    assert [(f.code, f.file) for f in report.findings if f.code == "NIFTI_UNREADABLE"] == [("NIFTI_UNREADABLE", image.name)], report.to_text()

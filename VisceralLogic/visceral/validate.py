@@ -11,7 +11,7 @@ SimpleITK 2.5's NIfTI reader turns NaN into 0 and would hide them.
 
 Speed and memory: file names, metadata and NIfTI headers are checked first,
 header-only; voxel data is read only for the checks that need it (label values,
-uncertainty range, NaN in float images), one volume per task, in parallel
+uncertainty range, every image read whole and NaN-free where float), one volume per task, in parallel
 worker processes when ``jobs > 1``.
 """
 
@@ -324,11 +324,14 @@ def _check_uncertainty_volume(path: str) -> List[Tuple[str, str, str]]:
     return []
 
 
-def _check_float_image(path: str) -> List[Tuple[str, str, str]]:
+def _check_image_voxels(path: str) -> List[Tuple[str, str, str]]:
+    """An image's voxel data: all there (a file cut short is unreadable), and finite where it is float."""
     try:
         values = read_nifti_voxels(path)
     except FileFormatError as exc:
         return [("NIFTI_UNREADABLE", path, exc.reason)]
+    if values.dtype.kind != "f":
+        return []
     bad = int(np.count_nonzero(~np.isfinite(values)))
     return [("NIFTI_NAN", path, f"{bad} voxel(s) are NaN or infinite")] if bad else []
 
@@ -385,8 +388,8 @@ class _Validator:
                     geometry = read_geometry(path)
                 except FileFormatError as exc:
                     self.emit("NIFTI_UNREADABLE", path, exc.reason)
-                if hdr.datatype in (16, 64) and geometry is not None and path not in self._annotation_paths:
-                    self.tasks.append((_check_float_image, (str(path),)))
+                if geometry is not None and path not in self._annotation_paths:
+                    self.tasks.append((_check_image_voxels, (str(path),)))
         self.geometry_cache[path] = geometry
         return geometry
 
