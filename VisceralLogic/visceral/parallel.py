@@ -14,8 +14,8 @@ progress and report one item's failure without stopping the others.  Three execu
 Workers read and write the shared file system themselves; the drivers' outputs are written
 atomically and are a pure function of the input and the key, so a task that Dask runs again on
 another worker (after its first worker died) writes the same bytes and no half file.  What the
-executor did -- which one, how many workers, tasks, retries, seconds -- is in :meth:`Executor.summary`,
-which each driver copies into its report.
+executor did -- which one, how many workers, tasks, retries -- and a run's throughput are in
+:meth:`Executor.summary`, which each driver copies into its report.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ R = TypeVar("R")
 
 log = logging.getLogger("visceral.parallel")
 
-__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "Execution", "make_executor", "executor_of", "unordered",
-           "execution_line", "batches", "running_on", "isolating"]
+__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "DaskExecutor", "Execution", "make_executor", "executor_of", "execution_line",
+           "batches", "running_on", "isolating"]
 
 #: Seconds to wait for the first worker of a Dask cluster (``VISCERAL_DASK_WAIT`` overrides it).
 DASK_WORKER_WAIT_S = float(os.environ.get("VISCERAL_DASK_WAIT", "60"))
@@ -71,8 +71,12 @@ class Executor:
     kind = "serial"
 
     def __init__(self, workers: int = 1) -> None:
-        self.workers = max(1, int(workers))
-        self.execution = Execution(self.kind, self.workers)
+        self.execution = Execution(self.kind, max(1, int(workers)))
+
+    @property
+    def workers(self) -> int:
+        """How many workers run the items (a Dask cluster's count as of its last batch)."""
+        return self.execution.workers
 
     def unordered(self, fn: Callable[[T], R], items: Sequence[T], setup: Optional[Callable[..., None]] = None,
                   setup_args: tuple = ()) -> Iterator[Tuple[T, Callable[[], R]]]:
@@ -275,7 +279,7 @@ class DaskExecutor(Executor):
 
     def _unordered(self, fn, items, setup, setup_args):
         client = self._client
-        self.workers = self.execution.workers = max(self.workers, len(client.scheduler_info().get("workers", {})))
+        self.execution.workers = max(self.workers, len(client.scheduler_info().get("workers", {})))
         batch = uuid.uuid4().hex[:12]
         name = getattr(fn, "__name__", "task")
         shared = None
@@ -375,13 +379,6 @@ def running_on(jobs: Union[int, Executor]) -> Iterator[Executor]:
     finally:
         if executor is not jobs:
             executor.close()
-
-
-def unordered(fn: Callable[[T], R], items: Sequence[T], jobs: Union[int, Executor], initializer: Optional[Callable[..., None]] = None,
-              initargs: tuple = ()) -> Iterator[Tuple[T, Callable[[], R]]]:
-    """``(item, outcome)`` for every item as it finishes, on ``jobs`` (an executor, or a number of
-    worker processes); ``initializer(*initargs)`` runs once in each worker (or here)."""
-    return executor_of(jobs).unordered(fn, items, initializer, initargs)
 
 
 def execution_line(record: Dict[str, Any], unit: str) -> str:
