@@ -333,24 +333,26 @@ class _LiveReport:
 LIVE_REPORT_S = 5.0
 
 
+def _in_release(task: _Task, head: "_Head", run: _Run, key: SecretKey, fate: "Fate", notes: Optional[List[str]] = None) -> Optional[FileResult]:
+    """``task``'s file as ``fate`` when its output is in the release (found by the UIDs of its header), else ``None``
+    (``None`` too for a header without its UIDs: the worker refuses it, naming the missing UID)."""
+    if not (head.study_uid and head.series_uid and head.instance_uid):
+        return None
+    pseudonym = run.patients[head.patient_key][0]
+    relative = release_path(key, run.profile.uid_root, pseudonym, head.study_uid, head.series_uid, head.instance_uid)
+    if not (Path(run.output_root) / relative).exists():
+        return None
+    return FileResult(task.source, fate, output=relative.as_posix(), sop_class=head.sop_class, transfer_syntax=head.transfer_syntax,
+                      subject=pseudonym, notes=list(notes or []))
+
+
 def _lost(tasks: List[_Task], heads: Dict[Path, "_Head"], run: _Run, cause: str) -> List[FileResult]:
     """The fates of files whose worker did not report (``cause``): released where the file is in the release
     (it is published only once checked), else failed (a rerun resumes them)."""
     key = SecretKey(run.key)
-    results = []
-    for task in tasks:
-        head = heads[Path(task.path)]
-        relative = None
-        if head.study_uid and head.series_uid and head.instance_uid:
-            pseudonym = run.patients[head.patient_key][0]
-            relative = release_path(key, run.profile.uid_root, pseudonym, head.study_uid, head.series_uid, head.instance_uid)
-        if relative is not None and (Path(run.output_root) / relative).exists():
-            results.append(FileResult(task.source, Fate.RELEASED, output=relative.as_posix(), sop_class=head.sop_class,
-                                      transfer_syntax=head.transfer_syntax, subject=pseudonym,
-                                      notes=[f"released, but {cause} before it reported: what was done to it is not recorded"]))
-        else:
-            results.append(FileResult(task.source, Fate.FAILED, f"{cause}; run again to resume"))
-    return results
+    note = [f"released, but {cause} before it reported: what was done to it is not recorded"]
+    return [_in_release(task, heads[Path(task.path)], run, key, Fate.RELEASED, note) or FileResult(task.source, Fate.FAILED, f"{cause}; run again to resume")
+            for task in tasks]
 
 
 def release_path(key: SecretKey, uid_root: str, pseudonym: str, study_uid: str, series_uid: str, instance_uid: str) -> Path:
@@ -362,17 +364,8 @@ def release_path(key: SecretKey, uid_root: str, pseudonym: str, study_uid: str, 
 
 def _released_earlier(tasks: List[_Task], heads: Dict[Path, "_Head"], run: _Run, key: SecretKey) -> Dict[str, FileResult]:
     """The files of ``tasks`` whose output an earlier run released (they are not redone)."""
-    found: Dict[str, FileResult] = {}
-    for task in tasks:
-        head = heads[Path(task.path)]
-        if not (head.study_uid and head.series_uid and head.instance_uid):
-            continue  # the worker refuses it, naming the missing UID
-        pseudonym = run.patients[head.patient_key][0]
-        relative = release_path(key, run.profile.uid_root, pseudonym, head.study_uid, head.series_uid, head.instance_uid)
-        if (Path(run.output_root) / relative).exists():
-            found[task.source] = FileResult(task.source, Fate.RELEASED_EARLIER, output=relative.as_posix(), sop_class=head.sop_class,
-                                            transfer_syntax=head.transfer_syntax, subject=pseudonym)
-    return found
+    found = (_in_release(task, heads[Path(task.path)], run, key, Fate.RELEASED_EARLIER) for task in tasks)
+    return {result.source: result for result in found if result is not None}
 
 
 def _expected_pixel_bytes(ds: pydicom.Dataset) -> Optional[int]:
