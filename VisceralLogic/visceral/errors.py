@@ -19,6 +19,13 @@ class VisceralError(ValueError):
     """Base class of every error raised on purpose by this package."""
 
 
+def one_line(exc: BaseException, limit: Optional[int] = None) -> str:
+    """The message of ``exc`` as one line of a report (its white space collapsed), cut after ``limit``
+    characters (with "...") when given."""
+    text = " ".join(str(exc).split())
+    return text[:limit] + "..." if limit is not None and len(text) > limit else text
+
+
 class InvalidNameError(VisceralError):
     """A file name does not follow the VISCERAL naming conventions.
 

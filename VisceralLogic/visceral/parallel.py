@@ -33,7 +33,7 @@ import uuid
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
-from visceral.errors import VisceralError
+from visceral.errors import VisceralError, one_line
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -266,7 +266,7 @@ class DaskExecutor(Executor):
             self._client.wait_for_workers(1, timeout=DASK_WORKER_WAIT_S)
         except Exception as exc:  # noqa: BLE001 - refused, unreachable, no worker, a TLS address without TLS settings...
             self.close()
-            raise VisceralError(f"{scheduler}: no Dask cluster with a worker to run on ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+            raise VisceralError(f"{scheduler}: no Dask cluster with a worker to run on ({type(exc).__name__}: {one_line(exc)})") from None
         info = self._client.scheduler_info()
         super().__init__(len(info.get("workers", {})))
         self.execution.address = str(info.get("address", scheduler))
@@ -300,7 +300,7 @@ class DaskExecutor(Executor):
                     self._release(finished)
                     released = time.monotonic()
         except (OSError, TimeoutError) as exc:  # the scheduler is gone (a task's own errors come from outcome())
-            raise VisceralError(f"{self.execution.address}: lost the Dask scheduler ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+            raise VisceralError(f"{self.execution.address}: lost the Dask scheduler ({type(exc).__name__}: {one_line(exc)}); "
                                 "finished files are complete, run again to resume") from None
         except BaseException:
             client.cancel(list(futures))

@@ -35,7 +35,7 @@ from visceral.conventions.names import FileKind, VisceralName, parse_name
 from visceral.conventions.textfile import read_json_object
 from visceral.conventions.version import is_known
 from visceral.dataset import README_NAME
-from visceral.errors import FileFormatError, InvalidNameError, UnknownStructureError, VisceralError
+from visceral.errors import FileFormatError, InvalidNameError, UnknownStructureError, VisceralError, one_line
 from visceral.fileio import TEMP_PREFIX
 from visceral.imageio import read_geometry, read_nifti_header, read_nifti_voxels
 from visceral.parallel import Executor, execution_line, running_on
@@ -514,7 +514,7 @@ class _Validator:
             try:
                 found = outcome()
             except Exception as exc:  # noqa: BLE001 - its worker was lost (killed, out of memory): one finding, the run goes on
-                found = [("NIFTI_UNREADABLE", task[1][0], f"its voxel data could not be checked: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")]
+                found = [("NIFTI_UNREADABLE", task[1][0], f"its voxel data could not be checked: {type(exc).__name__}: {one_line(exc)[:300]}")]
             for code, path, message in found:
                 self.emit(code, path, message)
             if progress:

@@ -46,7 +46,7 @@ from visceral.convert.stacks import (
 )
 from visceral.dataset import write_dataset_readme, write_image
 from visceral.conventions.names import pseudonym, subject_number
-from visceral.errors import VisceralError
+from visceral.errors import VisceralError, one_line
 from visceral.fileio import TEMP_PREFIX, atomic_write_text
 from visceral.parallel import Executor, batches, isolating, running_on
 from visceral.types import PathLike, Progress
@@ -246,7 +246,7 @@ def _convert_one(job: _Job) -> Converted:
 
 def _one_line(exc: BaseException) -> str:
     """An error as one report line, the same from any process: no memory addresses (ITK names its objects by them)."""
-    text = re.sub(r"0x[0-9a-fA-F]{6,}", "0x...", " ".join(str(exc).split()))
+    text = re.sub(r"0x[0-9a-fA-F]{6,}", "0x...", one_line(exc))
     return f"{type(exc).__name__}: {text[:400]}"
 
 

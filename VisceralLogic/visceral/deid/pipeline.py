@@ -81,7 +81,7 @@ from visceral.deid.tables import (
     SEED_REMOVABLE_SOP_CLASSES,
     sop_class_name,
 )
-from visceral.errors import VisceralError
+from visceral.errors import VisceralError, one_line
 from visceral.fileio import TEMP_PREFIX, atomic_write_text, exclusive_lock, publish, write_dicom
 from visceral.parallel import Execution, Executor, batches, execution_line, isolating, running_on
 from visceral.types import PathLike, Progress
@@ -284,7 +284,7 @@ def _run_tasks(tasks: List[_Task], run: _Run, heads: Dict[Path, "_Head"], execut
         try:
             chunk_results = outcome()
         except Exception as exc:  # noqa: BLE001 - a lost worker fails its file (run alone), never the batch
-            chunk_results = _lost(chunk, heads, run, f"its worker was lost ({type(exc).__name__}: {_one_line(exc)})")
+            chunk_results = _lost(chunk, heads, run, f"its worker was lost ({type(exc).__name__}: {one_line(exc, 300)})")
         for result in chunk_results:
             results[result.source] = result
         done += len(chunk_results)
@@ -462,15 +462,10 @@ def _process(task: _Task) -> FileResult:
         _process_file(task, result)
     except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
         result.fate = Fate.FAILED
-        result.reason = f"could not be processed: {type(exc).__name__}: {_one_line(exc)}"
+        result.reason = f"could not be processed: {type(exc).__name__}: {one_line(exc, 300)}"
     # In one order whatever this process's memo held (the report is the same on every executor).
     result.notes.sort()
     return result
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] + ("..." if len(text) > 300 else "")
 
 
 def _admit(head: object, meta: object, run: _Run, result: FileResult) -> bool:
@@ -595,7 +590,7 @@ def _process_file(task: _Task, result: FileResult) -> None:
         else:  # another encoding, or its series' sample needed IOD repairs: they are made here too
             ds, ctx = whole_data_set()
     except Exception as exc:  # noqa: BLE001 - a malformed header is one clear report line
-        result.fate, result.reason = Fate.REFUSED, f"malformed header: {_one_line(exc)}"
+        result.fate, result.reason = Fate.REFUSED, f"malformed header: {one_line(exc, 300)}"
         return
     _gate_and_release(task, result, run, path, final, relative, ds, rewritten, ctx, whole_data_set)
 
@@ -948,7 +943,7 @@ def _read_inputs(files: List[Path], names: Dict[Path, str], executor: Executor,
         try:
             found.update(zip(chunk, outcome()))
         except Exception as exc:  # noqa: BLE001 - reading this file's header killed its worker, alone
-            found[chunk[0]], lost[chunk[0]] = None, f"reading its header, its worker was lost ({type(exc).__name__}: {_one_line(exc)})"
+            found[chunk[0]], lost[chunk[0]] = None, f"reading its header, its worker was lost ({type(exc).__name__}: {one_line(exc, 300)})"
         if progress:
             progress(len(found), len(files), "reading headers")
     heads: Dict[Path, _Head] = {}

@@ -25,7 +25,7 @@ from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.labels import default_registry, normalize_structure_name
 from visceral.conventions.landmarks import check_covariance, landmark_id_of_label, read_fcsv, read_landmarks
 from visceral.conventions.names import FileKind, VisceralName, parse_name
-from visceral.errors import InvalidNameError, UnknownStructureError, VisceralError
+from visceral.errors import InvalidNameError, UnknownStructureError, VisceralError, one_line
 from visceral.evaluate.metrics import FUZZY_METRICS, LANDMARK_METRICS, REGION_METRICS, fuzzy_metrics, label_metrics, landmark_metrics, region_metrics
 from visceral.fileio import TEMP_PREFIX
 from visceral.imageio import read_geometry
@@ -312,7 +312,7 @@ def _mask(side: _Side, structure: str, grid: ImageGeometry, pair: _Pair, problem
             probabilities = _probabilities(path, grid, pair, problems, is_result)
         except VisceralError as exc:
             then = "its fuzzy metrics not scored (its mask from the label volume is)" if in_labels else f"{structure!r} not scored"
-            problems.append(Problem("UNREADABLE", str(path), f"{' '.join(str(exc).split())}: {then}"))
+            problems.append(Problem("UNREADABLE", str(path), f"{one_line(exc)}: {then}"))
         if probabilities is None and not in_labels:
             return None, None
     if in_labels:
@@ -459,7 +459,7 @@ def score_pair(pair: _Pair) -> Tuple[List[Score], List[Problem]]:
             scores += part
         except Exception as exc:  # noqa: BLE001 - the regions refused in one line; the landmarks are still scored
             problems.append(Problem("UNREADABLE" if isinstance(exc, VisceralError) else "FAILED", name,
-                                    f"regions not scored: {' '.join(str(exc).split()) or type(exc).__name__}"))
+                                    f"regions not scored: {one_line(exc) or type(exc).__name__}"))
     if pair.reference_landmarks is not None:
         part = []
         try:
@@ -467,7 +467,7 @@ def score_pair(pair: _Pair) -> Tuple[List[Score], List[Problem]]:
             scores += part
         except Exception as exc:  # noqa: BLE001 - the landmarks refused in one line; the regions stay scored
             problems.append(Problem("UNREADABLE" if isinstance(exc, VisceralError) else "FAILED", name,
-                                    f"landmarks not scored: {' '.join(str(exc).split()) or type(exc).__name__}"))
+                                    f"landmarks not scored: {one_line(exc) or type(exc).__name__}"))
     return scores, problems
 
 
