@@ -216,6 +216,33 @@ def test_the_cli_announces_the_cluster_and_its_dashboard(corpus, tmp_path, capsy
     assert len(list((tmp_path / "dataset").glob("*.nii.gz"))) == 5  # CT and MR of each patient, and the once-lossy CT slice
 
 
+def test_ctrl_c_stops_a_local_cluster_run_with_one_line(corpus, tmp_path):
+    """Ctrl-C reaches the terminal's whole process group: the command says one line and stops its cluster;
+    its worker processes ignore it (no traceback from each), and none is left running."""
+    command = [sys.executable, "-m", "visceral", "deidentify", str(corpus / "input"), str(tmp_path / "out"), "--scheduler", "local",
+               "--jobs", "2", "--key-file", str(corpus / "key.hex")]
+    err = tmp_path / "err.txt"
+    with open(err, "w") as handle:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "running on a dask executor" not in err.read_text() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    lines = err.read_text().splitlines()
+    assert lines[-1] == "interrupted; finished files are complete, run again to resume"
+    assert not any("Traceback" in line or "KeyboardInterrupt" in line for line in lines), "\n".join(lines)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)  # a process of the group still running
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("worker processes left running after Ctrl-C")
+
+
 def test_dask_is_imported_only_when_asked_for(tmp_path):
     """The core runs without Dask: a serial and a --jobs run never import it; --scheduler without it
     installed is one line."""

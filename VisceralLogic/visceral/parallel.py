@@ -219,6 +219,14 @@ def _identity(value: T) -> T:
     return value
 
 
+def dask_setup(worker: Any = None) -> None:
+    """Dask's preload hook, run in each worker process of ``--scheduler local`` (and of its restarts) on
+    the process's main thread: Ctrl-C at the terminal reaches the whole process group, and the command
+    itself stops the cluster, so its workers ignore SIGINT instead of dying with a traceback each."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 #: Finished Dask tasks are let go together: this many, or after this many seconds.
 RELEASE_GROUP, RELEASE_AFTER_S = 32, 0.5
 #: Loggers of Dask's that its configuration sets itself.
@@ -259,7 +267,7 @@ class DaskExecutor(Executor):
         try:
             if scheduler == "local":
                 self._cluster = distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                                                         dashboard_address=":0", silence_logs=logging.ERROR)
+                                                         dashboard_address=":0", silence_logs=logging.ERROR, preload=[__name__])
                 self._client = distributed.Client(self._cluster)
             else:
                 self._client = distributed.Client(scheduler, timeout=f"{min(20.0, DASK_WORKER_WAIT_S)}s")
