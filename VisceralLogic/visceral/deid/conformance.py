@@ -396,8 +396,9 @@ class _Checker:
         raw = ds.get_item(tag)
         data = getattr(raw, "value", None)
         if (type(raw).__name__ == "RawDataElement" and isinstance(data, (bytes, bytearray)) and len(data) <= _MEMO_VALUE_BYTES
-                and raw.VR and raw.VR != "UN" and len(_dictionary_vrs(tag)) == 1):  # findings that depend on the value alone
+                and raw.VR and raw.VR not in ("UN", "SQ") and len(_dictionary_vrs(tag)) == 1):  # findings that depend on the value alone
             # A series repeats most values file after file: the findings of an undecoded value are memoized.
+            # Not a sequence's: its findings lie at paths inside it and depend on where it is (its items' module).
             key = (tag, raw.VR, type_, entry is None, str(getattr(ds, "_character_set", "")), bytes(data))
             found = _VALUE_MEMO.get(key)
             if found is None:

@@ -1,8 +1,7 @@
 """Whether pixels are, or once were, lossy compressed (seed section 2: "uncompressed or lossless").
 
 The header can say so -- the transfer syntax, Lossy Image Compression (0028,2110), its method and
-ratio, a derivation code "Lossy Compression" (DCM 113040), a source image referenced as the
-"Uncompressed predecessor" (DCM 121320) -- and the code stream itself can contradict a transfer
+ratio, a derivation code "Lossy Compression" (DCM 113040) -- and the code stream itself can contradict a transfer
 syntax labelled lossless: a lossy JPEG process, a JPEG lossless point transform, JPEG-LS with
 NEAR > 0, JPEG 2000 with the irreversible 9-7 wavelet.  Every fragment that starts a code stream is
 examined, whatever its size (markers are walked by their lengths; nothing is decoded).
@@ -163,7 +162,6 @@ def lossy_reason(head: object, syntax: str) -> Optional[str]:
         return "Derivation Code Sequence says Lossy Compression (DCM 113040)"
     if "LOSSY" in " ".join(values_of(head.get("DerivationDescription"))):  # type: ignore[attr-defined]
         return "Derivation Description says the image was lossy compressed"
-    for item in head.get("SourceImageSequence") or []:  # type: ignore[attr-defined]
-        if "121320" in _codes(item.get("PurposeOfReferenceCodeSequence")):
-            return "a source image is its Uncompressed predecessor (DCM 121320): this one is a lossy copy"
+    # A source image referenced as its "Uncompressed predecessor" (DCM 121320) says nothing either way:
+    # encoders set it for lossless compression too (DCMTK's JPEG 2000 reversible codec, for one).
     return None
