@@ -134,3 +134,29 @@ def test_a_real_gantry_tilt_is_resampled_onto_the_orthogonal_grid(series, tmp_pa
         ci = np.round(si).astype(int)
         expected = (1 - f) * values[j0, ci] + f * values[j0 + 1, ci]
         assert np.allclose(data[i.ravel(), j.ravel(), k], expected, atol=0.01), k
+
+
+def test_ten_or_more_volumes_are_numbered_in_acquisition_order(tmp_path: Path) -> None:
+    """A real GE fMRI series grown to 12 time points (2 slices each, pixel value = time point): volume 10
+    follows volume 9 in the acquisition numbers and the .txt (their text order put 10 after 1)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+    from visceral.conventions.metadata import read_metadata
+    from visceral.fileio import write_dicom
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    for slice_index, name in enumerate(("0025.dcm", "0026.dcm")):
+        ds = pydicom.dcmread(str(realworld.REALWORLD / "ge_mr_fmri_multivol" / name))
+        for t in range(12):
+            ds.InstanceNumber = 25 + slice_index + 48 * t
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            ds.PixelData = np.full((ds.Rows, ds.Columns), t + 1, dtype="<i2").tobytes()
+            write_dicom(ds, str(inp / f"{slice_index}_{t:02d}.dcm"))
+    report = convert(inp, tmp_path / "dataset")
+    assert len(report.volumes) == 12, report.problems
+    for acquisition in range(1, 13):
+        volume = tmp_path / "dataset" / f"subject01_{acquisition}_modalityMR.nii.gz"
+        fields = dict(read_metadata(volume.with_name(volume.name.replace(".nii.gz", ".txt"))).fields)
+        assert fields["source_volume"] == f"volume {acquisition} of 12"
+        assert set(np.unique(np.asarray(nibabel.load(str(volume)).dataobj)).tolist()) == {acquisition}

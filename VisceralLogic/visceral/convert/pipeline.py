@@ -42,6 +42,7 @@ from visceral.convert.stacks import (
     correct_tilt,
     direction_lps,
     equalize_spacing,
+    split_order,
     split_repeated_positions,
 )
 from visceral.dataset import write_dataset_readme, write_image
@@ -311,7 +312,7 @@ def _convert(input_dir: Path, output_dir: Path, paths: List[Path], report: Conve
     work: List[_Job] = []
     written = _written_volumes(output_dir)
     for subject, items in sorted(by_subject.items()):
-        items.sort(key=lambda it: (it[0].study_date, it[0].study_time, it[0].series_number, it[0].series_uid, it[1].split_key))
+        items.sort(key=lambda it: (it[0].study_date, it[0].study_time, it[0].series_number, it[0].series_uid, split_order(it[1].split_key)))
         numbers = _acquisitions(subject, [(info.series_uid, stack.label) for info, stack in items], written.get(subject, {}), report.problems)
         for info, stack in items:
             acquisition = numbers[(info.series_uid, stack.label)]

@@ -21,6 +21,7 @@ never by file name or Instance Number.  Then the stack must be a regular grid:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -89,6 +90,17 @@ def _round(values: Sequence[float], digits: int = 4) -> Tuple[float, ...]:
     return tuple(round(float(v), digits) + 0.0 for v in values)
 
 
+_NUMBER = re.compile(r"([+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)")
+
+
+def split_order(split_key: Tuple) -> Tuple:
+    """The order of the volumes a series is split into: by their split values (echo, temporal position,
+    b-value, volume, ...) with the numbers in them compared as numbers, so volume 10 follows volume 9
+    and echo time 10.0 follows 2.3 (as text they would not)."""
+    return tuple((name, tuple((0, float(part), "") if n % 2 else (1, 0.0, part) for n, part in enumerate(_NUMBER.split(str(value or "")))))
+                 for name, value in split_key)
+
+
 def build_stacks(series_uid: str, frames: Sequence[Frame]) -> List[Stack]:
     """Split the frames of one series into stacks (see the module docstring)."""
     groups: Dict[Tuple, List[Frame]] = {}
@@ -96,7 +108,7 @@ def build_stacks(series_uid: str, frames: Sequence[Frame]) -> List[Stack]:
         key = (_round(frame.orientation), frame.rows, frame.columns, _round(frame.pixel_spacing, 5), frame.split_key)
         groups.setdefault(key, []).append(frame)
     stacks = []
-    keys = sorted(groups, key=lambda k: (k[4], k[1], k[2], k[0]))
+    keys = sorted(groups, key=lambda k: (split_order(k[4]), k[1], k[2], k[0]))
     for key in keys:
         label = ""
         if len(keys) > 1:
