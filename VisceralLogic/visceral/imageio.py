@@ -28,7 +28,7 @@ from typing import BinaryIO, Callable, Deque, Dict, Iterator, List, Optional, Tu
 
 import numpy as np
 
-from visceral.conventions.frames import ImageGeometry
+from visceral.conventions.frames import ImageGeometry, corner_indices
 from visceral.errors import FileFormatError, GeometryError
 from visceral.fileio import atomic_output_path
 from visceral.types import PathLike
@@ -323,19 +323,57 @@ def _quaternion(rotation: np.ndarray) -> Tuple[float, float, float]:
     return float(b), float(c), float(d)
 
 
-def nifti_header_bytes(geometry: ImageGeometry, dtype: np.dtype) -> bytes:
-    """The 348-byte NIfTI-1 header of a volume on ``geometry`` with voxels of ``dtype``."""
-    code, bitpix = _DTYPE_CODES[np.dtype(dtype).str[1:]]
-    affine = geometry.ijk_to_ras_matrix()
-    rotation = np.asarray(geometry.direction) * np.array([-1.0, -1.0, 1.0])[:, None]  # RAS direction columns
+def _quaternion_rotation(b: float, c: float, d: float) -> np.ndarray:
+    """The rotation matrix of a stored quaternion (b, c, d), as nifti1_io reads it (nifti1.h "METHOD 2"):
+    a = sqrt(1 - b^2 - c^2 - d^2), taken as 0 (with b, c, d made a unit vector) when that is below 1e-7."""
+    a2 = 1.0 - (b * b + c * c + d * d)
+    if a2 < 1e-7:
+        norm = np.sqrt(b * b + c * c + d * d)
+        a, b, c, d = 0.0, b / norm, c / norm, d / norm
+    else:
+        a = np.sqrt(a2)
+    return np.array(
+        [
+            [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+            [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
+            [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
+        ]
+    )
+
+
+def _rotation_and_qfac(matrix: np.ndarray) -> Tuple[np.ndarray, float]:
+    """The proper rotation of a 3x3 direction (or affine) matrix and its qfac: the third column turned
+    when the axes are left-handed, then made orthonormal (a direction read from float text is
+    orthonormal only to ~1e-6)."""
+    rotation = np.asarray(matrix, dtype=float) / np.linalg.norm(matrix, axis=0)
     qfac = 1.0
     if np.linalg.det(rotation) < 0:
         qfac = -1.0
         rotation = rotation.copy()
         rotation[:, 2] *= -1
-    # Orthonormalize (a direction matrix read from float text is orthonormal only to ~1e-6).
     u, _, vt = np.linalg.svd(rotation)
-    b, c, d = _quaternion(u @ vt)
+    return u @ vt, qfac
+
+
+def qform_storage_gap_mm(header: "NiftiHeader") -> float:
+    """How far (mm, at the grid's corners) the qform of a header can lie from its sform through the
+    NIfTI-1 storage alone: the sform's rotation as a float32 quaternion, read back.  Near a half turn
+    (axial slices, LPS to RAS, a little oblique) a = sqrt(1 - b^2 - c^2 - d^2) is lost to float32 and
+    the qform turns by up to ~1e-3 rad: a few hundredths of a mm across a field of view."""
+    rotation, qfac = _rotation_and_qfac(header.sform[:3, :3])
+    b, c, d = (float(np.float32(v)) for v in _quaternion(rotation))
+    stored = header.sform.copy()
+    stored[:3, :3] = _quaternion_rotation(b, c, d) @ np.diag(np.linalg.norm(header.sform[:3, :3], axis=0) * np.array([1.0, 1.0, qfac]))
+    corners = np.column_stack([corner_indices(header.shape), np.ones(8)])
+    return float(np.max(np.abs(corners @ stored.T - corners @ header.sform.T)))
+
+
+def nifti_header_bytes(geometry: ImageGeometry, dtype: np.dtype) -> bytes:
+    """The 348-byte NIfTI-1 header of a volume on ``geometry`` with voxels of ``dtype``."""
+    code, bitpix = _DTYPE_CODES[np.dtype(dtype).str[1:]]
+    affine = geometry.ijk_to_ras_matrix()
+    rotation, qfac = _rotation_and_qfac(np.asarray(geometry.direction) * np.array([-1.0, -1.0, 1.0])[:, None])  # RAS direction columns
+    b, c, d = _quaternion(rotation)
     header = bytearray(348)
     struct.pack_into("<i", header, 0, 348)
     struct.pack_into("<8h", header, 40, 3, *geometry.shape, 1, 1, 1, 1)
@@ -429,19 +467,9 @@ def read_nifti_header(path: PathLike) -> NiftiHeader:
     def text(start: int, length: int) -> str:
         return raw[start : start + length].split(b"\0", 1)[0].decode("latin-1")
 
-    # qform from the quaternion (NIfTI-1 standard, nifti1.h "METHOD 2").
-    a2 = 1.0 - (b * b + c * c + d * d)
-    a = np.sqrt(a2) if a2 > 1e-7 else 0.0
-    rotation = np.array(
-        [
-            [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
-            [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
-            [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
-        ]
-    )
     qfac = -1.0 if pixdim[0] < 0 else 1.0
     qform = np.eye(4)
-    qform[:3, :3] = rotation @ np.diag([pixdim[1], pixdim[2], qfac * pixdim[3]])
+    qform[:3, :3] = _quaternion_rotation(b, c, d) @ np.diag([pixdim[1], pixdim[2], qfac * pixdim[3]])
     qform[:3, 3] = (qx, qy, qz)
     sform = np.eye(4)
     sform[:3, :] = srow

@@ -37,7 +37,7 @@ from visceral.conventions.version import is_known
 from visceral.dataset import README_NAME
 from visceral.errors import FileFormatError, InvalidNameError, UnknownStructureError, VisceralError, one_line
 from visceral.fileio import TEMP_PREFIX
-from visceral.imageio import read_geometry, read_nifti_header, read_nifti_voxels
+from visceral.imageio import qform_storage_gap_mm, read_geometry, read_nifti_header, read_nifti_voxels
 from visceral.parallel import Executor, execution_line, running_on
 from visceral.types import PathLike, Progress
 
@@ -82,6 +82,8 @@ ISSUE_CODES: Dict[str, Tuple[Severity, str]] = {
 
 #: Volumes may sit this far (mm) from their image grid and still match.
 GRID_TOLERANCE_MM = 1e-3
+#: How far qform and sform may disagree beyond what the qform's float32 quaternion cannot hold (mm).
+QFORM_SFORM_TOLERANCE_MM = 1e-2
 #: Relative tolerance between the .txt voxel size and the header's.
 VOXEL_SIZE_TOLERANCE = 1e-4
 #: Landmarks may lie this many voxels beyond the outermost voxel centres (half a voxel = the image's edge).
@@ -379,8 +381,9 @@ class _Validator:
             if hdr.qform_code > 0 and hdr.sform_code > 0 and not problems:
                 corners = np.column_stack([corner_indices(hdr.shape), np.ones(8)])
                 gap = float(np.max(np.abs(corners @ hdr.qform.T - corners @ hdr.sform.T)))
-                if gap > 1e-2:
-                    problems.append(f"qform and sform disagree by up to {gap:.3g} mm")
+                allowed = QFORM_SFORM_TOLERANCE_MM + qform_storage_gap_mm(hdr)  # what the float32 quaternion cannot hold
+                if gap > allowed:
+                    problems.append(f"qform and sform disagree by up to {gap:.3g} mm (their storage explains {allowed:.3g} mm)")
             for problem in problems:
                 self.emit("NIFTI_HEADER_INVALID", path, problem)
             if not problems:
