@@ -351,6 +351,42 @@ def test_a_sequence_error_the_input_had_is_not_new_however_often_its_bytes_were_
     assert got.fate == "released", got
 
 
+def test_words_of_medicine_in_an_institution_name_do_not_blank_the_anatomy(tmp_path: Path) -> None:
+    """A real Siemens XA60 phantom (neurolabusc/dcm_qa_xa60) came from the "ICM Institute for Brain and
+    Spinal Cord": its code meaning "Brain" stays; the institution's distinctive word is still cleaned
+    wherever it is written."""
+    ds = pydicom.dcmread(str(realworld.REALWORLD / "siemens_mr_enh_xa10" / "6_1.dcm"))
+    ds.InstitutionName = "Salpetriere Institute for Brain and Spinal Cord"
+    region = ds.SharedFunctionalGroupsSequence[0].FrameAnatomySequence[0].AnatomicRegionSequence
+    region[0].CodeMeaning = "Brain (Salpetriere)"
+    inp = tmp_path / "in"
+    inp.mkdir()
+    write_dicom(ds, str(inp / "brain.dcm"))
+    got = run(inp, tmp_path / "out")["by"]["brain.dcm"]
+    assert got.fate == "released", got
+    out = pydicom.dcmread(str(tmp_path / "out" / got.output))
+    assert out.SharedFunctionalGroupsSequence[0].FrameAnatomySequence[0].AnatomicRegionSequence[0].CodeMeaning == "Brain (XXXXXXXXXXX)"
+
+
+def test_the_released_files_name_visceral_as_their_implementation(tmp_path: Path) -> None:
+    """The file meta's Implementation Class UID and Version Name name the writer of the file (PS3.10 7.1):
+    the scanner's ("SYNGO_MR_XA60A") is replaced, so a patient name part that happens to be in it
+    ("XA60") neither garbles it nor stays."""
+    from visceral.deid.rules import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+    ds = pydicom.dcmread(str(realworld.REALWORLD / "siemens_mr_enh_xa10" / "6_1.dcm"))
+    ds.PatientName = "phantom_check_TerraX_XA60"
+    ds.file_meta.ImplementationVersionName = "SYNGO_MR_XA60A"
+    inp = tmp_path / "in"
+    inp.mkdir()
+    write_dicom(ds, str(inp / "meta.dcm"))
+    got = run(inp, tmp_path / "out")["by"]["meta.dcm"]
+    assert got.fate == "released", got
+    meta = pydicom.dcmread(str(tmp_path / "out" / got.output)).file_meta
+    assert (meta.ImplementationClassUID, meta.ImplementationVersionName) == (IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME)
+    assert pydicom.uid.UID(IMPLEMENTATION_CLASS_UID).is_valid and len(IMPLEMENTATION_VERSION_NAME) <= 16
+
+
 def test_overlays_are_removed_not_refused(tmp_path: Path) -> None:
     inp = tmp_path / "in"
     path = corpus.write_series(inp, PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=1, series_number=2)).paths[0]

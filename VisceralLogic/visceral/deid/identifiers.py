@@ -95,6 +95,15 @@ _GENERIC_WORDS = frozenset((
     "department", "abteilung", "general", "national", "regional", "street", "strasse", "straße", "road", "avenue", "health",
     "healthcare", "research", "foundation", "sciences", "science", "school", "college", "faculty", "diagnostic", "diagnostics",
     "private", "public", "group", "services", "service", "system", "systems", "saint", "sankt",
+    # medicine and anatomy: an institution named after its field ("Institute for Brain and Spinal Cord", "Heart
+    # Centre") must not blank the study description "MR Brain" or the code meaning "Brain" of its images
+    "brain", "spine", "spinal", "heart", "cancer", "children", "childrens", "women", "womens", "cardiac", "cardiology",
+    "cardiovascular", "neurology", "neurological", "neuroscience", "neurosciences", "neurosurgery", "orthopaedic", "orthopedic",
+    "orthopaedics", "orthopedics", "oncology", "pediatric", "paediatric", "pediatrics", "paediatrics", "surgery", "surgical",
+    "rehabilitation", "psychiatric", "psychiatry", "mental", "maternity", "infirmary", "polyclinic", "academic", "teaching",
+    "memorial", "community", "county", "royal", "trust", "specialist", "specialty", "chest", "thorax", "abdomen", "pelvis",
+    "breast", "kidney", "liver", "lung", "lungs", "prostate", "knee", "shoulder", "vascular", "stroke", "trauma", "emergency",
+    "nuclear", "molecular", "magnetic", "resonance", "tomography", "scanner", "scanning",
     # manufacturers: an institution named after its scanner vendor must not blank the Manufacturer
     "siemens", "philips", "toshiba", "canon", "hitachi", "fujifilm", "agfa", "esaote", "healthineers", "electric", "samsung",
     "neusoft", "mindray", "shimadzu", "carestream", "hologic", "bruker", "hyperfine", "united", "imaging",

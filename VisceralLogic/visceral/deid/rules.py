@@ -794,12 +794,22 @@ META_REMOVED = ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
                 "SendingPresentationAddress", "ReceivingPresentationAddress")
 
 
+#: The implementation that writes the released files (PS3.10 7.1: Implementation Class UID and Version
+#: Name name the writer of the file, not the scanner that wrote the input).
+IMPLEMENTATION_CLASS_UID = "2.25.176072622033569051240395089011931702810"
+IMPLEMENTATION_VERSION_NAME = f"VISCERAL_{__version__}"[:16]
+
+
 def deidentify_meta(meta: FileMetaDataset, ds: Dataset, ctx: HeaderContext) -> None:
-    """File meta (PS3.10): instance UID follows the data set; AE titles and private information go."""
+    """File meta (PS3.10): instance UID follows the data set; AE titles and private information go;
+    the implementation is Visceral's."""
     for keyword in META_REMOVED:
         if keyword in meta:
             del meta[keyword]
             ctx.count(keyword, "AE", "removed")
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    ctx.written.update({IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME})
     for tag in [t for t in meta.keys() if Tag(t).is_private]:
         del meta[tag]
         ctx.count("", "", "removed", private=True)
