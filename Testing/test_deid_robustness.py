@@ -387,6 +387,42 @@ def test_the_released_files_name_visceral_as_their_implementation(tmp_path: Path
     assert pydicom.uid.UID(IMPLEMENTATION_CLASS_UID).is_valid and len(IMPLEMENTATION_VERSION_NAME) <= 16
 
 
+def test_a_data_set_stored_without_preamble_and_file_meta_is_released_as_its_part10_file_is(tmp_path: Path) -> None:
+    """Real CT (explicit VR) and MR (implicit VR) slices written bare, as older systems export them: read
+    as what their first bytes say, given a file meta, released byte for byte as their Part 10 originals
+    are.  pydicom's bare RT objects are dropped by class; a bare big-endian data set is one line."""
+    import shutil
+
+    import pydicom.data
+
+    from visceral.deid.rawdicom import parse_file
+
+    key = tmp_path / "key.hex"
+    SecretKey.load_or_create(key)
+    originals, bare = tmp_path / "part10", tmp_path / "bare"
+    for folder in (originals, bare):
+        folder.mkdir()
+    for name in ("philips_ct_axial/I140.dcm", "philips_ct_axial/I150.dcm", "hitachi_mr_implicit/001.dcm", "hitachi_mr_implicit/002.dcm"):
+        data = (realworld.REALWORLD / name).read_bytes()
+        (originals / name.replace("/", "_")).write_bytes(data)
+        (bare / name.replace("/", "_")).write_bytes(data[parse_file(data).meta_end:])
+    for name in ("ExplVR_LitEndNoMeta.dcm", "rtstruct.dcm", "ExplVR_BigEndNoMeta.dcm"):
+        shutil.copy(pydicom.data.get_testdata_file(name), bare / name)
+    expected = deidentify(originals, tmp_path / "expected", jobs=1, key_file=key)
+    got = deidentify(bare, tmp_path / "out", jobs=1, key_file=key)
+    fates = {f.source: (f.fate, f.reason) for f in got.files}
+    for f in expected.files:
+        assert f.fate == "released" and fates[f.source][0] == "released", fates
+        assert (tmp_path / "out" / f.output).read_bytes() == (tmp_path / "expected" / f.output).read_bytes()
+    notes = {f.source: f.notes for f in got.files}
+    assert "stored without preamble and file meta: read as Implicit VR Little Endian, a file meta written" in notes["hitachi_mr_implicit_001.dcm"]
+    assert fates["ExplVR_LitEndNoMeta.dcm"] == ("dropped", "RT Ion Plan Storage: not a CT/MR image object")
+    assert fates["rtstruct.dcm"] == ("dropped", "RT Structure Set Storage: not a CT/MR image object")
+    assert fates["ExplVR_BigEndNoMeta.dcm"][0] == "skipped" and "big-endian" in fates["ExplVR_BigEndNoMeta.dcm"][1]
+    age = pydicom.dcmread(str(tmp_path / "out" / next(f.output for f in got.files if f.source == "hitachi_mr_implicit_001.dcm"))).PatientAge
+    assert age == "000Y"  # the scanner wrote "0Y": an age in the AS form, kept
+
+
 def test_overlays_are_removed_not_refused(tmp_path: Path) -> None:
     inp = tmp_path / "in"
     path = corpus.write_series(inp, PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=1, series_number=2)).paths[0]

@@ -67,6 +67,7 @@ from visceral.deid.rawdicom import (
     RawFile,
     Unsupported,
     parse_file,
+    with_file_meta,
 )
 from visceral.deid.rawpath import RawRewriter, Rewritten
 from visceral.deid.rules import (
@@ -522,10 +523,12 @@ def _process_file(task: _Task, result: FileResult) -> None:
     assert run is not None, "_start_run first"
     path = Path(task.path)
     try:
-        data = path.read_bytes()
+        data, bare = with_file_meta(path.read_bytes())
     except OSError as exc:
         result.reason = f"unreadable: {exc.strerror or exc}"
         return
+    if bare:
+        result.notes.append(f"stored without preamble and file meta: read as {pydicom.uid.UID(bare).name}, a file meta written")
     raw, head = _read_head(data, result)
     if head is None:
         return
@@ -791,9 +794,10 @@ def _prepass(path: Path) -> Optional[_Head]:
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
-            data = handle.read(PREPASS_BYTES)
+            window = handle.read(PREPASS_BYTES)
+        data = with_file_meta(window)[0]
         raw = parse_file(data, before=0x00210000)
-        if len(data) == PREPASS_BYTES and (not raw.elements or raw.elements[-1].end >= len(data)):
+        if len(window) == PREPASS_BYTES and (not raw.elements or raw.elements[-1].end >= len(data)):
             raise Unsupported("groups 0008-0020 go on past the bytes read")  # stopped by the buffer, not by the tag
         head: object = _RawHead(raw)
     except Exception:  # noqa: BLE001 - not in the first bytes, or not the raw layout: pydicom decides
@@ -849,6 +853,8 @@ def _unread(path: Path, source: str) -> FileResult:
     except OSError as exc:
         return FileResult(source, Fate.FAILED, f"unreadable: {exc.strerror or exc}")
     if start[128:132] != b"DICM":
+        if start[:2] == b"\x00\x08":
+            return FileResult(source, Fate.SKIPPED, "a data set without preamble and file meta in big-endian byte order (retired): not read")
         return FileResult(source, Fate.SKIPPED, "not a DICOM file (no DICM preamble and file meta)")
     return FileResult(source, Fate.FAILED, "unreadable DICOM: its header could not be read")
 

@@ -20,8 +20,8 @@ from typing import Dict, List, NamedTuple, Tuple
 
 from pydicom.datadict import dictionary_VR
 
-__all__ = ["Unsupported", "Element", "RawFile", "parse_file", "parse_elements", "IMPLICIT_LE", "PIXEL_DATA",
-           "SOP_INSTANCE_UID", "MEDIA_STORAGE_SOP_INSTANCE_UID"]
+__all__ = ["Unsupported", "Element", "RawFile", "parse_file", "parse_elements", "with_file_meta", "IMPLICIT_LE", "EXPLICIT_LE",
+           "PIXEL_DATA", "SOP_INSTANCE_UID", "MEDIA_STORAGE_SOP_INSTANCE_UID"]
 
 #: Tags both the layout's users look for.
 PIXEL_DATA = 0x7FE00010
@@ -29,6 +29,7 @@ SOP_INSTANCE_UID = 0x00080018
 MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")
 
@@ -197,3 +198,33 @@ def parse_file(data: bytes, before: int = 0x100000000) -> RawFile:
     implicit = syntax == IMPLICIT_LE
     start = meta[-1].end if meta else 132
     return RawFile(data, meta, parse_elements(data, start, implicit, before=before), syntax, implicit)
+
+
+def with_file_meta(data: bytes) -> Tuple[bytes, str]:
+    """A data set stored bare -- without preamble, ``DICM`` and file meta, as older systems and some
+    archive exports write it -- as the Part 10 file it stands for, and its transfer syntax: a zero
+    preamble, ``DICM`` and a file meta naming its SOP Class, SOP Instance and transfer syntax (implicit
+    or explicit VR little endian, told by the first element's bytes), then the data set's bytes as they
+    are.  ``(data, "")`` for a Part 10 file, and for anything that does not start as a little-endian data
+    set of group 0008 with both SOP UIDs (the caller reads it as before, and says why it cannot)."""
+    if len(data) < 16 or data[128:132] == b"DICM" or struct.unpack_from("<H", data, 0)[0] != 0x0008:
+        return data, ""
+    explicit = data[4:6].isalpha() and data[4:6].isupper()
+    try:
+        elements = parse_elements(data, 0, not explicit, before=0x00080019)
+    except Unsupported:
+        return data, ""
+    uids = {e.tag: data[e.value:e.end].decode("latin-1").rstrip("\0 ") for e in elements if e.tag in (0x00080016, SOP_INSTANCE_UID)}
+    if len(uids) != 2 or not all(uids.values()):
+        return data, ""
+    syntax = EXPLICIT_LE if explicit else IMPLICIT_LE
+
+    def element(number: int, vr: bytes, value: bytes) -> bytes:
+        value += b"\0" * (len(value) % 2)
+        if vr in _LONG_VRS:
+            return struct.pack("<HH2sHL", 0x0002, number, vr, 0, len(value)) + value
+        return _HEADER.pack(0x0002, number, vr, len(value)) + value
+
+    body = b"".join((element(0x0001, b"OB", b"\0\1"), element(0x0002, b"UI", uids[0x00080016].encode("ascii")),
+                     element(0x0003, b"UI", uids[SOP_INSTANCE_UID].encode("ascii")), element(0x0010, b"UI", syntax.encode("ascii"))))
+    return bytes(128) + b"DICM" + element(0x0000, b"UL", struct.pack("<L", len(body))) + body + data, syntax

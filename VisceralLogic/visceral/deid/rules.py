@@ -237,6 +237,13 @@ def valid_age(text: str) -> bool:
     return _AGE.fullmatch(text.strip()) is not None
 
 
+def normalized_age(text: str) -> Optional[str]:
+    """An age written with fewer digits, a space or a lower-case unit (``0Y``, ``45 y``) in the AS form
+    (``000Y``, ``045Y``); ``None`` when it is no age (``***``, ``45``: no unit)."""
+    match = re.fullmatch(r"(\d{1,3})\s*([DWMYdwmy])", text.strip())
+    return None if match is None else f"{int(match.group(1)):03d}{match.group(2).upper()}"
+
+
 def valid_sex(text: str) -> bool:
     """A valid Patient's Sex (PS3.3 C.7.1.1): ``M``, ``F``, ``O`` or empty."""
     return text.strip() in ("", "M", "F", "O")
@@ -632,6 +639,10 @@ class _Transformer:
     def _characteristic(self, ds: Dataset, elem: DataElement, keyword: str) -> None:
         text = str(elem.value or "").strip()
         if keyword == "PatientAge" and text:
+            if not valid_age(text) and normalized_age(text) is not None:
+                text = elem.value = normalized_age(text)
+                self.ctx.written.add(text)
+                self.ctx.notes.append("PatientAge: written in the AS form nnnD/W/M/Y")
             if not valid_age(text):
                 del ds[elem.tag]
                 self.ctx.count(keyword, elem.VR, "invalid value removed")
