@@ -134,6 +134,12 @@ def test_a_real_gantry_tilt_is_resampled_onto_the_orthogonal_grid(series, tmp_pa
         ci = np.round(si).astype(int)
         expected = (1 - f) * values[j0, ci] + f * values[j0 + 1, ci]
         assert np.allclose(data[i.ravel(), j.ravel(), k], expected, atol=0.01), k
+        # Nothing is cut off: the grid is enlarged to hold every pixel of every scanner slice.
+        corners = np.array([[0, 0], [0, ds.Rows - 1], [ds.Columns - 1, 0], [ds.Columns - 1, ds.Rows - 1]], dtype=float)
+        lps = origin[:, None] + np.outer(row, corners[:, 0] * float(ds.PixelSpacing[1])) + np.outer(col, corners[:, 1] * float(ds.PixelSpacing[0]))
+        ijk = np.linalg.solve(image.affine[:3, :3], lps_to_ras @ lps - image.affine[:3, 3:])
+        assert np.all(ijk > -1e-3) and np.all(ijk < np.array(image.shape)[:, None] - 1 + 1e-3), ijk
+    assert image.shape[1] > slices[0].Rows  # the tilt moves the rows: more of them
 
 
 def test_ten_or_more_volumes_are_numbered_in_acquisition_order(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ from visceral.convert.stacks import (
     correct_tilt,
     direction_lps,
     equalize_spacing,
+    in_plane_grid,
     split_order,
     split_repeated_positions,
 )
@@ -235,12 +236,9 @@ def _convert_one(job: _Job) -> Converted:
     stack = job.stack
     voxels = equalize_spacing(correct_tilt(load_stack_voxels(stack), stack), stack)
     first = stack.frames[0]
-    geometry = ImageGeometry(
-        (first.columns, first.rows, voxels.shape[0]),
-        (first.pixel_spacing[1], first.pixel_spacing[0], stack.slice_spacing),
-        first.position,
-        direction_lps(stack),
-    )
+    (columns, rows), _, origin = in_plane_grid(stack)
+    geometry = ImageGeometry((columns, rows, voxels.shape[0]), (first.pixel_spacing[1], first.pixel_spacing[0], stack.slice_spacing), origin,
+                             direction_lps(stack))
     write_image(Path(job.output), job.name, voxels, geometry, OrderedDict(job.fields))
     return Converted(job.name.format(), stack.series_uid, stack.label, geometry.shape, geometry.spacing_mm, str(voxels.dtype), len(stack.frames))
 
@@ -332,7 +330,8 @@ def _convert(input_dir: Path, output_dir: Path, paths: List[Path], report: Conve
             volume = output_dir / name.format()
             if volume.exists() and (output_dir / name.with_extension(".txt").format()).exists():
                 first = stack.frames[0]
-                report.volumes.append(Converted(name.format(), info.series_uid, stack.label, (first.columns, first.rows, len(stack.frames)),
+                (columns, rows), _, _ = in_plane_grid(stack)
+                report.volumes.append(Converted(name.format(), info.series_uid, stack.label, (columns, rows, len(stack.frames)),
                                                 (first.pixel_spacing[1], first.pixel_spacing[0], stack.slice_spacing), "", len(stack.frames), True))
                 continue
             work.append(_Job(str(output_dir), name, stack, tuple((k, v) for k, v in fields if v)))

@@ -29,7 +29,7 @@ import numpy as np
 
 from visceral.errors import VisceralError
 
-__all__ = ["Frame", "Stack", "StackError", "build_stacks", "check_geometry", "correct_tilt", "equalize_spacing", "split_repeated_positions",
+__all__ = ["Frame", "Stack", "StackError", "build_stacks", "check_geometry", "correct_tilt", "equalize_spacing", "in_plane_grid", "split_repeated_positions",
            "SPACING_TOLERANCE", "TILT_TOLERANCE"]
 
 #: Largest deviation of a slice from the regular grid along the normal, as a fraction of the slice
@@ -214,21 +214,47 @@ def check_geometry(stack: Stack, correct_tilt: bool = False, equalize: bool = Fa
     return stack
 
 
-def correct_tilt(voxels: np.ndarray, stack: Stack) -> np.ndarray:
-    """Resample a gantry-tilted stack (``voxels`` ``[k, j, i]``) onto the orthogonal grid of its first
-    slice: slice k is shifted back in plane by its displacement, with linear interpolation (as dcm2niix
-    does); pixels shifted in from outside the slice take the stack's smallest value (air).  float32."""
-    if stack.tilt_shift_mm is None:
-        return voxels
+def _tilt_pixels(stack: Stack) -> np.ndarray:
+    """Each slice's in-plane displacement in pixels, ``[k, (j, i)]``: how far its content lies from the
+    first slice's rows and columns on the orthogonal grid."""
     first = stack.frames[0]
     row = np.asarray(first.orientation[:3], dtype=float)
     col = np.asarray(first.orientation[3:], dtype=float)
+    shifts = np.asarray(stack.tilt_shift_mm, dtype=float)
+    return np.column_stack([shifts @ col / first.pixel_spacing[0], shifts @ row / first.pixel_spacing[1]])
+
+
+def in_plane_grid(stack: Stack) -> Tuple[Tuple[int, int], Tuple[int, int], Tuple[float, float, float]]:
+    """The in-plane grid of a stack's volume: (columns, rows), the first voxel's (i, j) on the first
+    slice's pixel grid, and its LPS position.  The first slice's own grid -- enlarged, for a gantry tilt,
+    to hold every slice's content once shifted onto the orthogonal grid (nothing is cut off; as dcm2niix)."""
+    first = stack.frames[0]
+    if stack.tilt_shift_mm is None:
+        return (first.columns, first.rows), (0, 0), tuple(first.position)
+    pixels = _tilt_pixels(stack)
+    low = np.floor(np.minimum(pixels.min(axis=0), 0.0) + 1e-6).astype(int)  # (j, i)
+    high = np.ceil(np.maximum(pixels.max(axis=0), 0.0) - 1e-6).astype(int)
+    row = np.asarray(first.orientation[:3], dtype=float)
+    col = np.asarray(first.orientation[3:], dtype=float)
+    origin = np.asarray(first.position, dtype=float) + low[0] * first.pixel_spacing[0] * col + low[1] * first.pixel_spacing[1] * row
+    return ((first.columns + int(high[1] - low[1]), first.rows + int(high[0] - low[0])), (int(low[1]), int(low[0])),
+            tuple(float(v) for v in origin))
+
+
+def correct_tilt(voxels: np.ndarray, stack: Stack) -> np.ndarray:
+    """Resample a gantry-tilted stack (``voxels`` ``[k, j, i]``) onto the orthogonal grid of its first
+    slice, enlarged to hold every slice (:func:`in_plane_grid`): slice k is shifted back in plane by its
+    displacement, with linear interpolation (as dcm2niix does); voxels no slice reaches take the stack's
+    smallest value (air).  float32."""
+    if stack.tilt_shift_mm is None:
+        return voxels
+    (columns, rows), (low_i, low_j), _ = in_plane_grid(stack)
     fill = float(voxels.min())
-    out = np.empty(voxels.shape, dtype=np.float32)
-    for k, shift in enumerate(stack.tilt_shift_mm):
-        image = voxels[k].astype(np.float32)
-        image = _shift(image, float(shift @ col) / first.pixel_spacing[0], 0, fill)  # along j (rows)
-        out[k] = _shift(image, float(shift @ row) / first.pixel_spacing[1], 1, fill)  # along i (columns)
+    out = np.empty((voxels.shape[0], rows, columns), dtype=np.float32)
+    for k, (by_j, by_i) in enumerate(_tilt_pixels(stack)):
+        canvas = np.full((rows, columns), fill, dtype=np.float32)
+        canvas[-low_j:-low_j + voxels.shape[1], -low_i:-low_i + voxels.shape[2]] = voxels[k]
+        out[k] = _shift(_shift(canvas, by_j, 0, fill), by_i, 1, fill)  # along j (rows), then i (columns)
     return out
 
 
