@@ -166,3 +166,20 @@ def test_ten_or_more_volumes_are_numbered_in_acquisition_order(tmp_path: Path) -
         fields = dict(read_metadata(volume.with_name(volume.name.replace(".nii.gz", ".txt"))).fields)
         assert fields["source_volume"] == f"volume {acquisition} of 12"
         assert set(np.unique(np.asarray(nibabel.load(str(volume)).dataobj)).tolist()) == {acquisition}
+
+
+def test_the_files_of_one_folder_refused_alike_are_one_report_line(tmp_path: Path) -> None:
+    """UIH writes DTI series whose files lack Image Position (Patient) (neurolabusc/dcm_qa_stc
+    In/UIH/R002/12_dti_tra_dir16_PA_rot): 17 files, one line, not 17; another folder keeps its own line."""
+    import pydicom
+    from visceral.fileio import write_dicom
+
+    for folder, count in (("a", 3), ("b", 1)):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        for n in range(count):
+            ds = pydicom.dcmread(str(realworld.REALWORLD / "hitachi_mr_implicit" / f"00{n + 1}.dcm"))
+            del ds.ImagePositionPatient
+            write_dicom(ds, str(tmp_path / "in" / folder / f"{n}.dcm"))
+    report = convert(tmp_path / "in", tmp_path / "dataset", jobs=1)
+    lines = [(p.code, p.where) for p in report.problems if p.code == "UNSUPPORTED_OBJECT"]
+    assert lines == [("UNSUPPORTED_OBJECT", "3 files in a/ (0.dcm ...)"), ("UNSUPPORTED_OBJECT", "b/0.dcm")], report.problems

@@ -169,14 +169,19 @@ def _scan(paths: List[Path], root: Path, problems: List[Problem], executor: Exec
             progress(len(found), len(paths), "reading headers")
     infos: Dict[str, SeriesInfo] = {}
     frames: Dict[str, List[Frame]] = defaultdict(list)
+    refused: Dict[Tuple[str, str, str], List[str]] = {}  # the files of one folder refused alike are one line
     for path in paths:
         read = found[path]
         if isinstance(read, Problem):
-            problems.append(read)
+            folder = read.where.rpartition("/")[0]
+            refused.setdefault((folder, read.code, read.message), []).append(read.where)
         else:
             info, file_frames = read
             infos.setdefault(info.series_uid, info)
             frames[info.series_uid].extend(file_frames)
+    for (folder, code, message), files in refused.items():
+        where = files[0] if len(files) == 1 else f"{len(files)} files in {folder or '.'}/ ({files[0].rpartition('/')[2]} ...)"
+        problems.append(Problem(code, where, message))
     return infos, frames
 
 
