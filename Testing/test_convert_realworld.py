@@ -183,3 +183,44 @@ def test_the_files_of_one_folder_refused_alike_are_one_report_line(tmp_path: Pat
     report = convert(tmp_path / "in", tmp_path / "dataset", jobs=1)
     lines = [(p.code, p.where) for p in report.problems if p.code == "UNSUPPORTED_OBJECT"]
     assert lines == [("UNSUPPORTED_OBJECT", "3 files in a/ (0.dcm ...)"), ("UNSUPPORTED_OBJECT", "b/0.dcm")], report.problems
+
+
+def test_magnitude_phase_and_diffusion_directions_are_split_and_named(tmp_path: Path) -> None:
+    """Real Philips MR slices written as Philips writes a susceptibility series (Image Type ...\\SW_M /
+    ...\\SW_P) and as diffusion images (b-value and gradient direction per image): one volume each,
+    its .txt naming what it is (the split said only "volume 1 of 2")."""
+    import pydicom
+    from pydicom.uid import generate_uid
+    from visceral.conventions.metadata import read_metadata
+    from visceral.fileio import write_dicom
+
+    names = ("201_EPI_asc_CLEAR_0001_10.dcm", "201_EPI_asc_CLEAR_0001_13.dcm", "201_EPI_asc_CLEAR_0001_16.dcm")
+    variants = {"mag": (["ORIGINAL", "PRIMARY", "SW_M_FFE", "SW_M", "FFE"], None, None),
+                "phase": (["ORIGINAL", "PRIMARY", "SW_P_FFE", "SW_P", "FFE"], None, None)}
+    diffusion = {"b0": (0, [0.0, 0.0, 0.0]), "x": (1000, [1.0, 0.0, 0.0]), "y": (1000, [0.0, 1.0, 0.0])}
+    for case, cases in (("swi", variants), ("dwi", diffusion)):
+        inp = tmp_path / case
+        inp.mkdir()
+        series = generate_uid()
+        for n, name in enumerate(names):
+            for value, (label, setting) in enumerate(cases.items()):
+                ds = pydicom.dcmread(str(realworld.REALWORLD / "philips_mr_fmri" / name))
+                ds.SeriesInstanceUID = series
+                ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+                ds.InstanceNumber = 1 + n + 3 * value
+                if case == "swi":
+                    ds.ImageType = setting[0]
+                else:
+                    ds.DiffusionBValue, ds.DiffusionGradientOrientation = setting
+                ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+                ds.PixelData = np.full((ds.Rows, ds.Columns), value + 1, dtype="<u2").tobytes()
+                write_dicom(ds, str(inp / f"{label}_{n}.dcm"))
+    for case, expected in (("swi", [("image_type", "magnitude"), ("image_type", "phase")]),
+                           ("dwi", [("gradient", "0 0 0"), ("gradient", "1 0 0"), ("gradient", "0 1 0")])):
+        report = convert(tmp_path / case, tmp_path / f"{case}_dataset", jobs=1)
+        assert len(report.volumes) == len(expected), report.problems
+        for acquisition, (key, value) in enumerate(expected, start=1):
+            volume = tmp_path / f"{case}_dataset" / f"subject01_{acquisition}_modalityMR.nii.gz"
+            fields = dict(read_metadata(volume.with_name(volume.name.replace(".nii.gz", ".txt"))).fields)
+            assert fields[key] == value, fields
+            assert set(np.unique(np.asarray(nibabel.load(str(volume)).dataobj)).tolist()) == {acquisition}

@@ -48,10 +48,25 @@ class SeriesInfo:
 _DIXON = frozenset(("W", "F", "IP", "OP", "IN_PHASE", "OUT_PHASE", "OPP_PHASE", "WATER", "FAT", "FF", "WATER_FRACTION", "FAT_FRACTION"))
 
 
-def _dixon_type(image_type: object) -> str:
-    """The Dixon image of an Image Type (``DERIVED\\PRIMARY\\DIXON\\WATER`` -> ``WATER``), else ''."""
+#: Image Type values that name the complex component of an MR image (Siemens and Philips write M and P).
+_COMPONENTS = {"M": "magnitude", "MAGNITUDE": "magnitude", "P": "phase", "PHASE": "phase", "R": "real", "REAL": "real",
+               "I": "imaginary", "IMAGINARY": "imaginary"}
+
+
+def _image_kind(image_type: object) -> str:
+    """What of a classic image its Image Type tells apart from the series' other images: the Dixon image
+    (``DERIVED\\PRIMARY\\DIXON\\WATER`` -> ``WATER``) and the complex component (``...\\P_FFE\\P\\FFE``,
+    Philips' susceptibility ``...\\SW_P`` -> ``phase``), else ''."""
     values = [str(v).strip().upper() for v in (image_type or [])] if not isinstance(image_type, str) else image_type.upper().split("\\")
-    return "\\".join(v for v in values[2:] if v in _DIXON)
+    kinds = [v for v in values[2:] if v in _DIXON] + sorted({_COMPONENTS[v.rpartition("_")[2]] for v in values[2:]
+                                                             if v in _COMPONENTS or (v.rpartition("_")[2] in "MPRI" and len(v.rpartition("_")[2]) == 1)})
+    return "\\".join(kinds)
+
+
+def _direction(value: object) -> str:
+    """A diffusion gradient direction as text (``0.707 0 -0.707``), '' when there is none."""
+    numbers = _floats(value, 3)
+    return "" if numbers is None else " ".join(f"{v:.4g}" for v in numbers)
 
 
 def _number(value: object) -> float:
@@ -127,7 +142,8 @@ def read_header(path: str) -> Tuple[SeriesInfo, List[Frame]]:
     intercept = float(ds.get("RescaleIntercept") or 0.0)
     echo = _text(ds, "EchoNumbers") or _text(ds, "EchoTime")
     split = (("echo", echo), ("temporal position", _text(ds, "TemporalPositionIdentifier")),
-             ("b-value", _text(ds, "DiffusionBValue")), ("image type", _dixon_type(ds.get("ImageType"))))
+             ("b-value", _text(ds, "DiffusionBValue")), ("gradient", _direction(ds.get("DiffusionGradientOrientation"))),
+             ("image type", _image_kind(ds.get("ImageType"))))
     if frames_count > 1:
         raise ValueError("a multi-frame object without functional groups is not supported")
     try:
@@ -198,10 +214,15 @@ def _enhanced_frames(ds: Dataset, path: str, rows: int, columns: int, count: int
         intercept = float(getattr(transform, "RescaleIntercept", 0.0) or 0.0) if transform is not None else 0.0
         echo = _group(item, shared, "MREchoSequence")
         content = _first(item, "FrameContentSequence")
+        diffusion = _group(item, shared, "MRDiffusionSequence")
+        frame_type = _group(item, shared, "MRImageFrameTypeSequence")
         split = (
             ("echo time", str(getattr(echo, "EffectiveEchoTime", "") if echo is not None else "")),
             ("temporal position", str(getattr(content, "TemporalPositionIndex", "") if content is not None else "")),
             ("stack", str(getattr(content, "StackID", "") if content is not None else "")),
+            ("b-value", str(getattr(diffusion, "DiffusionBValue", "") if diffusion is not None else "")),
+            ("gradient", _direction(getattr(_first(diffusion, "DiffusionGradientDirectionSequence"), "DiffusionGradientOrientation", None))),
+            ("image type", str(getattr(frame_type, "ComplexImageComponent", "") or "").strip().lower() if frame_type is not None else ""),
         )
         measures = _group(item, shared, "PixelMeasuresSequence")
         thickness = float(getattr(measures, "SliceThickness", 0.0) or 0.0)

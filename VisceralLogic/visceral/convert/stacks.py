@@ -96,9 +96,10 @@ _NUMBER = re.compile(r"([+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)")
 def split_order(split_key: Tuple) -> Tuple:
     """The order of the volumes a series is split into: by their split values (echo, temporal position,
     b-value, volume, ...) with the numbers in them compared as numbers, so volume 10 follows volume 9
-    and echo time 10.0 follows 2.3 (as text they would not)."""
+    and echo time 10.0 follows 2.3 (as text they would not).  Not by gradient direction: the directions
+    of one b-value keep their acquisition order (the stacks' order where this one ties)."""
     return tuple((name, tuple((0, float(part), "") if n % 2 else (1, 0.0, part) for n, part in enumerate(_NUMBER.split(str(value or "")))))
-                 for name, value in split_key)
+                 for name, value in split_key if name != "gradient")
 
 
 def build_stacks(series_uid: str, frames: Sequence[Frame]) -> List[Stack]:
@@ -108,7 +109,7 @@ def build_stacks(series_uid: str, frames: Sequence[Frame]) -> List[Stack]:
         key = (_round(frame.orientation), frame.rows, frame.columns, _round(frame.pixel_spacing, 5), frame.split_key)
         groups.setdefault(key, []).append(frame)
     stacks = []
-    keys = sorted(groups, key=lambda k: (split_order(k[4]), k[1], k[2], k[0]))
+    keys = sorted(groups, key=lambda k: (split_order(k[4]), min(f.order for f in groups[k]), k[1], k[2], k[0]))
     for key in keys:
         label = ""
         if len(keys) > 1:
