@@ -423,6 +423,23 @@ def test_a_data_set_stored_without_preamble_and_file_meta_is_released_as_its_par
     assert age == "000Y"  # the scanner wrote "0Y": an age in the AS form, kept
 
 
+def test_one_patient_id_with_two_names_is_one_subject_and_a_warning_without_the_names(tmp_path: Path) -> None:
+    """Real slices of two people exported under one Patient ID (a reused test account, as dcm_qa's "crlab"):
+    one subject, as a PACS would have it, and one warning line naming the subject, not the people."""
+    inp = tmp_path / "in"
+    inp.mkdir()
+    for n, (name, birth) in enumerate((("Kowalski^Anna", "19650203"), ("Nowak^Jan", "19700101"))):
+        ds = pydicom.dcmread(str(realworld.REALWORLD / "philips_ct_axial" / ("I140.dcm", "I150.dcm")[n]))
+        ds.PatientID, ds.PatientName, ds.PatientBirthDate = "TESTACCOUNT", name, birth
+        write_dicom(ds, str(inp / f"{n}.dcm"))
+    result = run(inp, tmp_path / "out")
+    report = result["report"]
+    assert [f.subject for f in report.files] == ["subject01", "subject01"]
+    assert report.warnings == ["subject01: one Patient ID with 2 name(s) and 2 birth date(s) in the input: released as one subject; "
+                               "check it is one person"]
+    assert "warning: subject01: one Patient ID" in report.to_text() and result["json"]["warnings"] == report.warnings
+
+
 def test_overlays_are_removed_not_refused(tmp_path: Path) -> None:
     inp = tmp_path / "in"
     path = corpus.write_series(inp, PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=1, series_number=2)).paths[0]

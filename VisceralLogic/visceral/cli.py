@@ -130,6 +130,8 @@ def _cmd_deidentify(args: argparse.Namespace) -> int:
     fates = report.fates()
     print(", ".join(f"{n} {fate}" for fate, n in fates.items()) + f"; identity cleaned in kept text of {report.cleaned_count()} "
           f"file(s); identifiers in uncleanable bytes: {report.leak_count()} file(s), refused")
+    for warning in report.warnings:
+        print(f"warning: {warning}")
     print(f"release: {report.output}")
     print(f"private (key, linkage table, reports; keep it away from the release): {report.private_dir}")
     if report.key_created:

@@ -159,6 +159,8 @@ class DeidReport:
     execution: Dict[str, Any] = field(default_factory=dict)
     #: False while the run goes on (the report is rewritten as results come in), True at its end
     finished: bool = False
+    #: what a person should check though nothing was refused (one line each, no identifier in them)
+    warnings: List[str] = field(default_factory=list)
 
     def fates(self) -> Counter:
         return Counter(f.fate for f in self.files)
@@ -203,6 +205,7 @@ class DeidReport:
             f"identity: cleaned in kept text of {self.cleaned_count()} released file(s); left in uncleanable bytes of "
             f"{self.leak_count()} file(s), all refused",
             execution_line(self.execution, "files"),
+            *(f"warning: {w}" for w in self.warnings),
             "",
             "Actions per attribute class:",
         ]
@@ -991,6 +994,20 @@ def _assign_subjects(heads: Dict[Path, _Head], linkage: Linkage, key: SecretKey,
     return heads, patients, aliases, new
 
 
+def _shared_patient_ids(patients: Dict[str, Tuple[str, int, int, Tuple]]) -> List[str]:
+    """One line per subject whose Patient ID (with its issuer) came with more than one name or birth date:
+    one Patient ID is one patient here (as in a PACS), but a reused ID (a phantom's, a test account) or a
+    mix-up merges people.  The lines name the subject, not the values."""
+    lines = []
+    for pseudonym, _, _, identity in sorted(patients.values()):
+        names = {" ".join(v.replace("^", " ").split()).casefold() for v, kind in identity if kind == "name"}
+        births = {v.strip() for v, kind in identity if kind == "date"}
+        if len(names) > 1 or len(births) > 1:
+            lines.append(f"{pseudonym}: one Patient ID with {len(names)} name(s) and {len(births)} birth date(s) in the input: "
+                         "released as one subject; check it is one person")
+    return lines
+
+
 def _copies_of_instances(heads: Dict[Path, _Head], names: Dict[Path, str]) -> Dict[Tuple[str, str], List[Path]]:
     """The files of each instance (patient, SOP Instance UID), largest first: the same instance twice
     (copies, or one image in two transfer syntaxes) is released once, from its largest file (a truncated
@@ -1075,7 +1092,7 @@ def deidentify(
                         seen_series.add(series)
                         tasks[n] = replace(task, check_conformance=True)
             report = DeidReport(str(input_dir), str(output_dir), profile.name, str(report_path), conformance,
-                                new_subjects=len(new), subjects=len(linkage), key_created=created)
+                                new_subjects=len(new), subjects=len(linkage), key_created=created, warnings=_shared_patient_ids(patients))
             live = _LiveReport(report, results, files, names, executor, mark, started, report_path)
             finished = False
             try:
