@@ -408,6 +408,19 @@ def test_a_data_set_stored_without_preamble_and_file_meta_is_released_as_its_par
         (bare / name.replace("/", "_")).write_bytes(data[parse_file(data).meta_end:])
     for name in ("ExplVR_LitEndNoMeta.dcm", "rtstruct.dcm", "ExplVR_BigEndNoMeta.dcm"):
         shutil.copy(pydicom.data.get_testdata_file(name), bare / name)
+    extra = tmp_path / "extra"  # other patients: a run of their own (they would shift the subject numbers)
+    extra.mkdir()
+    # compressed pixel data without the file meta that names its codec: refused, never taken as uncompressed
+    compressed = (realworld.REALWORLD / "siemens_ct_jpegll" / "bad_sequence.dcm").read_bytes()
+    (extra / "jpeg.dcm").write_bytes(compressed[parse_file(compressed).meta_end:])
+    # a header longer than the pre-pass reads (a 70 KB private value): read whole all the same
+    big = pydicom.dcmread(str(realworld.REALWORLD / "philips_ct_axial" / "I140.dcm"))
+    big.add_new(0x00190010, "LO", "BIG CREATOR")
+    big.add_new(0x00191001, "OB", bytes(70_000))
+    buffer = pydicom.filebase.DicomBytesIO()
+    write_dicom(big, buffer)
+    data = buffer.getvalue()
+    (extra / "big_header.dcm").write_bytes(data[parse_file(data).meta_end:])
     expected = deidentify(originals, tmp_path / "expected", jobs=1, key_file=key)
     got = deidentify(bare, tmp_path / "out", jobs=1, key_file=key)
     fates = {f.source: (f.fate, f.reason) for f in got.files}
@@ -419,6 +432,9 @@ def test_a_data_set_stored_without_preamble_and_file_meta_is_released_as_its_par
     assert fates["ExplVR_LitEndNoMeta.dcm"] == ("dropped", "RT Ion Plan Storage: not a CT/MR image object")
     assert fates["rtstruct.dcm"] == ("dropped", "RT Structure Set Storage: not a CT/MR image object")
     assert fates["ExplVR_BigEndNoMeta.dcm"][0] == "skipped" and "big-endian" in fates["ExplVR_BigEndNoMeta.dcm"][1]
+    fates = {f.source: (f.fate, f.reason) for f in deidentify(extra, tmp_path / "extra_out", jobs=1, key_file=key).files}
+    assert fates["jpeg.dcm"] == ("refused", "stored without file meta, with compressed (encapsulated) Pixel Data: its transfer syntax is unknown")
+    assert fates["big_header.dcm"][0] == "released", fates["big_header.dcm"]
     age = pydicom.dcmread(str(tmp_path / "out" / next(f.output for f in got.files if f.source == "hitachi_mr_implicit_001.dcm"))).PatientAge
     assert age == "000Y"  # the scanner wrote "0Y": an age in the AS form, kept
 

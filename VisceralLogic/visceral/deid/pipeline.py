@@ -535,6 +535,9 @@ def _process_file(task: _Task, result: FileResult) -> None:
     raw, head = _read_head(data, result)
     if head is None:
         return
+    if bare and _encapsulated(raw, head):
+        result.fate, result.reason = Fate.REFUSED, "stored without file meta, with compressed (encapsulated) Pixel Data: its transfer syntax is unknown"
+        return
     meta = getattr(head, "file_meta", None)
     if not _admit(head, meta, run, result):
         return
@@ -599,6 +602,15 @@ def _process_file(task: _Task, result: FileResult) -> None:
         result.fate, result.reason = Fate.REFUSED, f"malformed header: {one_line(exc, 300)}"
         return
     _gate_and_release(task, result, run, path, final, relative, ds, rewritten, ctx, whole_data_set)
+
+
+def _encapsulated(raw: Optional[RawFile], head: object) -> bool:
+    """Whether the Pixel Data is encapsulated (of undefined length: compressed fragments)."""
+    if raw is not None:
+        pixels = next((e for e in raw.elements if e.tag == PIXEL_DATA), None)
+        return pixels is not None and raw.data[pixels.value - 4:pixels.value] == b"\xff\xff\xff\xff"
+    element = head.get("PixelData")  # type: ignore[attr-defined]
+    return element is not None and bool(getattr(head["PixelData"], "is_undefined_length", False))  # type: ignore[index]
 
 
 def _pixel_bytes(raw: Optional[RawFile], head: object, data: bytes) -> Optional[memoryview]:
@@ -806,7 +818,7 @@ def _prepass(path: Path) -> Optional[_Head]:
     except Exception:  # noqa: BLE001 - not in the first bytes, or not the raw layout: pydicom decides
         try:
             with open(path, "rb") as handle:  # a header is within its first MiBs: never walk a whole huge file
-                window = handle.read(PREPASS_FALLBACK_BYTES)
+                window = with_file_meta(handle.read(PREPASS_FALLBACK_BYTES))[0]
             head = pydicom.dcmread(BytesIO(window), stop_before_pixels=True, specific_tags=_PREPASS_TAGS)
         except Exception:  # noqa: BLE001 - reported by _unread
             return None
