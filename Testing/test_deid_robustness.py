@@ -317,8 +317,14 @@ def test_an_uncompressed_predecessor_reference_does_not_make_a_lossless_image_lo
     inp = tmp_path / "in"
     inp.mkdir()
     write_dicom(ds, str(inp / "j2kr.dcm"))
-    got = run(inp, tmp_path / "out")["by"]["j2kr.dcm"]
-    assert got.fate == "released", got
+    del ds.LossyImageCompression  # nothing says lossless: the reference is the only word on it, and it may be lossy
+    write_dicom(ds, str(inp / "unflagged.dcm"))
+    ds.LossyImageCompression, ds.DerivationDescription = "00", "JPEG 2000 irreversible 18:1"  # a flag the description contradicts
+    write_dicom(ds, str(inp / "irreversible.dcm"))
+    by = run(inp, tmp_path / "out")["by"]
+    assert by["j2kr.dcm"].fate == "released", by["j2kr.dcm"]
+    assert by["unflagged.dcm"].fate == "refused" and "121320" in by["unflagged.dcm"].reason
+    assert by["irreversible.dcm"].fate == "refused" and "irreversible" in by["irreversible.dcm"].reason
 
 
 def test_a_sequence_error_the_input_had_is_not_new_however_often_its_bytes_were_seen(tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ examined, whatever its size (markers are walked by their lengths; nothing is dec
 
 from __future__ import annotations
 
+import re
+
 from typing import Iterator, List, Optional
 
 __all__ = ["lossy_reason", "lossy_code_stream", "fragments", "values_of", "LOSSY_METHODS"]
@@ -160,8 +162,35 @@ def lossy_reason(head: object, syntax: str) -> Optional[str]:
         return f"Lossy Image Compression Ratio (0028,2112) is {ratios[0]}: the pixels were lossy compressed once"
     if "113040" in _codes(head.get("DerivationCodeSequence")):  # type: ignore[attr-defined]
         return "Derivation Code Sequence says Lossy Compression (DCM 113040)"
-    if "LOSSY" in " ".join(values_of(head.get("DerivationDescription"))):  # type: ignore[attr-defined]
-        return "Derivation Description says the image was lossy compressed"
-    # A source image referenced as its "Uncompressed predecessor" (DCM 121320) says nothing either way:
-    # encoders set it for lossless compression too (DCMTK's JPEG 2000 reversible codec, for one).
+    said = _lossy_words(" ".join(values_of(head.get("DerivationDescription"))))  # type: ignore[attr-defined]
+    if said:
+        return f"Derivation Description says the image was lossy compressed ({said})"
+    # A source image referenced as its "Uncompressed predecessor" (DCM 121320): the image was compressed.
+    # Encoders set it for lossless compression too (DCMTK's JPEG 2000 reversible codec, pydicom's MR2_J2KR),
+    # so it counts only where Lossy Image Compression does not say 00.
+    if flag != "00":
+        for item in head.get("SourceImageSequence") or []:  # type: ignore[attr-defined]
+            if "121320" in _codes(item.get("PurposeOfReferenceCodeSequence")):
+                return ("a source image is its Uncompressed predecessor (DCM 121320) and Lossy Image Compression (0028,2110) "
+                        "does not say 00: it may be a lossy copy")
     return None
+
+
+_LOSSY_WORD = re.compile(r"\bLOSSY\b|\bIRREVERSIBLE\b", re.IGNORECASE)
+_COMPRESSION = re.compile(r"COMPRESS|JPEG|J2K|JP2|WAVELET", re.IGNORECASE)
+_RATIO = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*:\s*1(?![\d.])")
+
+
+def _lossy_words(description: str) -> str:
+    """What in a Derivation Description says lossy: the words *lossy* or *irreversible*, or, where it
+    speaks of compression (compress, JPEG, J2K, wavelet), a JPEG baseline or a ratio above 1:1."""
+    found = _LOSSY_WORD.search(description)
+    if found:
+        return found.group(0)
+    if _COMPRESSION.search(description):
+        if re.search(r"\bBASELINE\b", description, re.IGNORECASE):
+            return "baseline"
+        for ratio in _RATIO.finditer(description):
+            if float(ratio.group(1)) > 1:
+                return ratio.group(0)
+    return ""
