@@ -318,8 +318,10 @@ def test_an_uncompressed_predecessor_reference_does_not_make_a_lossless_image_lo
     inp.mkdir()
     write_dicom(ds, str(inp / "j2kr.dcm"))
     del ds.LossyImageCompression  # nothing says lossless: the reference is the only word on it, and it may be lossy
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
     write_dicom(ds, str(inp / "unflagged.dcm"))
     ds.LossyImageCompression, ds.DerivationDescription = "00", "JPEG 2000 irreversible 18:1"  # a flag the description contradicts
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
     write_dicom(ds, str(inp / "irreversible.dcm"))
     by = run(inp, tmp_path / "out")["by"]
     assert by["j2kr.dcm"].fate == "released", by["j2kr.dcm"]
