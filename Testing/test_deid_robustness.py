@@ -326,7 +326,7 @@ def test_an_uncompressed_predecessor_reference_does_not_make_a_lossless_image_lo
     by = run(inp, tmp_path / "out")["by"]
     assert by["j2kr.dcm"].fate == "released", by["j2kr.dcm"]
     assert by["unflagged.dcm"].fate == "refused" and "121320" in by["unflagged.dcm"].reason
-    assert by["irreversible.dcm"].fate == "refused" and "irreversible" in by["irreversible.dcm"].reason
+    assert by["irreversible.dcm"].fate == "refused" and "irreversible" in by["irreversible.dcm"].reason.lower()
 
 
 def test_a_sequence_error_the_input_had_is_not_new_however_often_its_bytes_were_seen(tmp_path: Path) -> None:
