@@ -89,13 +89,13 @@ def _shifted_geometry() -> ImageGeometry:
     return ImageGeometry(g.shape, g.spacing_mm, (g.origin_lps[0] + 0.5, g.origin_lps[1], g.origin_lps[2]), g.direction_lps)
 
 
-def _shift_qform(path: Path, mm: float) -> None:
-    """Move the qform's origin (qoffset_x) by ``mm``: qform and sform then disagree."""
+def _add_to_header_float(path: Path, offset: int, value: float) -> None:
+    """Add ``value`` to the float32 of a NIfTI header at ``offset`` (written back as .nii.gz)."""
     import gzip
     import struct
 
     raw = bytearray(gzip.decompress(path.read_bytes()))
-    struct.pack_into("<f", raw, 268, struct.unpack_from("<f", raw, 268)[0] + mm)
+    struct.pack_into("<f", raw, offset, struct.unpack_from("<f", raw, offset)[0] + value)
     path.write_bytes(gzip.compress(bytes(raw)))
 
 
@@ -122,7 +122,9 @@ BROKEN: List[Tuple[str, List[str], Callable[[Path], None]]] = [
     ("later minor version", ["CONVENTIONS_VERSION_UNKNOWN"], lambda r: _path(r, IMAGE, ".txt").write_text(_path(r, IMAGE, ".txt").read_text().replace("conventions_version: 1.0", "conventions_version: 1.3"))),
     ("image not NIfTI", ["NIFTI_UNREADABLE"], lambda r: _path(r, IMAGE, ".nii.gz").write_bytes(b"not a nifti file at all")),
     ("no qform nor sform", ["NIFTI_HEADER_INVALID"], lambda r: _set_header_field(_path(r, IMAGE, ".nii.gz"), 252, b"\0\0\0\0")),
-    ("qform 0.05 mm off the sform", ["NIFTI_HEADER_INVALID"], lambda r: _shift_qform(_path(r, IMAGE, ".nii.gz"), 0.05)),
+    ("qform 0.05 mm off the sform", ["NIFTI_HEADER_INVALID"], lambda r: _add_to_header_float(_path(r, IMAGE, ".nii.gz"), 268, 0.05)),
+    ("sform sheared", ["NIFTI_HEADER_INVALID"], lambda r: _add_to_header_float(_path(r, IMAGE, ".nii.gz"), 284, 0.1)),
+    ("sform not finite", ["NIFTI_UNREADABLE"], lambda r: _add_to_header_float(_path(r, IMAGE, ".nii.gz"), 280, float("nan"))),
     ("NaN in a float image", ["NIFTI_NAN"], lambda r: _rewrite_volume(_path(r, IMAGE, ".nii.gz"), lambda a: np.where(a == a.max(), np.nan, a).astype(np.float32))),
     ("annotation without image", ["ANNOTATION_IMAGE_MISSING"], lambda r: shutil.copy(r / LIVER_VOLUME, r / VisceralName(9, 1, "CT", FileKind.REGION_LABEL, 2, 58).format())),
     ("label volume off grid", ["GRID_MISMATCH"], lambda r: _rewrite_volume(r / LABEL_VOLUME, lambda a: a, _shifted_geometry())),

@@ -356,16 +356,20 @@ def _rotation_and_qfac(matrix: np.ndarray) -> Tuple[np.ndarray, float]:
 
 
 def qform_storage_gap_mm(header: "NiftiHeader") -> float:
-    """How far (mm, at the grid's corners) the qform of a header can lie from its sform through the
-    NIfTI-1 storage alone: the sform's rotation as a float32 quaternion, read back.  Near a half turn
-    (axial slices, LPS to RAS, a little oblique) a = sqrt(1 - b^2 - c^2 - d^2) is lost to float32 and
-    the qform turns by up to ~1e-3 rad: a few hundredths of a mm across a field of view."""
-    rotation, qfac = _rotation_and_qfac(header.sform[:3, :3])
+    """How far (mm, at the grid's corners) a qform can lie from the sform's grid through the NIfTI-1
+    storage of its rotation alone: the sform's rotation (made orthonormal) as a float32 quaternion, read
+    back, against that rotation.  Near a half turn (axial slices, LPS to RAS, a little oblique)
+    a = sqrt(1 - b^2 - c^2 - d^2) is lost to float32 and the qform turns by up to ~1e-3 rad: a few
+    hundredths of a mm across a field of view.  0 for an sform that is not finite or has a zero axis."""
+    axes = header.sform[:3, :3]
+    norms = np.linalg.norm(axes, axis=0)
+    if not np.all(np.isfinite(axes)) or np.any(norms == 0):
+        return 0.0
+    rotation, qfac = _rotation_and_qfac(axes)
     b, c, d = (float(np.float32(v)) for v in _quaternion(rotation))
-    stored = header.sform.copy()
-    stored[:3, :3] = _quaternion_rotation(b, c, d) @ np.diag(np.linalg.norm(header.sform[:3, :3], axis=0) * np.array([1.0, 1.0, qfac]))
-    corners = np.column_stack([corner_indices(header.shape), np.ones(8)])
-    return float(np.max(np.abs(corners @ stored.T - corners @ header.sform.T)))
+    error = _quaternion_rotation(b, c, d) - rotation
+    corners = corner_indices(header.shape) * (norms * np.array([1.0, 1.0, qfac]))
+    return float(np.max(np.abs(corners @ error.T)))
 
 
 def nifti_header_bytes(geometry: ImageGeometry, dtype: np.dtype) -> bytes:
