@@ -374,6 +374,14 @@ def test_words_of_medicine_in_an_institution_name_do_not_blank_the_anatomy(tmp_p
     assert got.fate == "released", got
     out = pydicom.dcmread(str(tmp_path / "out" / got.output))
     assert out.SharedFunctionalGroupsSequence[0].FrameAnatomySequence[0].AnatomicRegionSequence[0].CodeMeaning == "Brain (XXXXXXXXXXX)"
+    # A name without a word of its own beside its field's words: those words are all that tell it apart.
+    ds.InstitutionName = "Heart and Vascular Institute"
+    region[0].CodeMeaning = "Heart Vascular CT"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    write_dicom(ds, str(inp / "brain.dcm"))
+    got = run(inp, tmp_path / "out2")["by"]["brain.dcm"]
+    out = pydicom.dcmread(str(tmp_path / "out2" / got.output))
+    assert out.SharedFunctionalGroupsSequence[0].FrameAnatomySequence[0].AnatomicRegionSequence[0].CodeMeaning == "XXXXX XXXXXXXX CT"
 
 
 def test_the_released_files_name_visceral_as_their_implementation(tmp_path: Path) -> None:

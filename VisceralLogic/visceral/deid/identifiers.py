@@ -95,19 +95,23 @@ _GENERIC_WORDS = frozenset((
     "department", "abteilung", "general", "national", "regional", "street", "strasse", "straße", "road", "avenue", "health",
     "healthcare", "research", "foundation", "sciences", "science", "school", "college", "faculty", "diagnostic", "diagnostics",
     "private", "public", "group", "services", "service", "system", "systems", "saint", "sankt",
-    # medicine and anatomy: an institution named after its field ("Institute for Brain and Spinal Cord", "Heart
-    # Centre") must not blank the study description "MR Brain" or the code meaning "Brain" of its images
-    "brain", "spine", "spinal", "heart", "cancer", "children", "childrens", "women", "womens", "cardiac", "cardiology",
-    "cardiovascular", "neurology", "neurological", "neuroscience", "neurosciences", "neurosurgery", "orthopaedic", "orthopedic",
-    "orthopaedics", "orthopedics", "oncology", "pediatric", "paediatric", "pediatrics", "paediatrics", "surgery", "surgical",
-    "rehabilitation", "psychiatric", "psychiatry", "mental", "maternity", "infirmary", "polyclinic", "academic", "teaching",
-    "memorial", "community", "county", "royal", "trust", "specialist", "specialty", "chest", "thorax", "abdomen", "pelvis",
-    "breast", "kidney", "liver", "lung", "lungs", "prostate", "knee", "shoulder", "vascular", "stroke", "trauma", "emergency",
-    "nuclear", "molecular", "magnetic", "resonance", "tomography", "scanner", "scanning",
     # manufacturers: an institution named after its scanner vendor must not blank the Manufacturer
     "siemens", "philips", "toshiba", "canon", "hitachi", "fujifilm", "agfa", "esaote", "healthineers", "electric", "samsung",
     "neusoft", "mindray", "shimadzu", "carestream", "hologic", "bruker", "hyperfine", "united", "imaging",
 ))
+#: Words of medicine and anatomy: not identifiers in the name of an institution that has a word of its own
+#: beside them (the "ICM Institute for Brain and Spinal Cord" must not blank the study's code meaning "Brain");
+#: in a name of such words alone ("Heart and Vascular Institute") they are all that tells it apart, and stay.
+_FIELD_WORDS = frozenset((
+    "brain", "spine", "spinal", "heart", "cancer", "cardiac", "cardiology", "cardiovascular", "neurology", "neurological",
+    "neuroscience", "neurosciences", "neurosurgery", "orthopaedic", "orthopedic", "orthopaedics", "orthopedics", "oncology",
+    "pediatric", "paediatric", "pediatrics", "paediatrics", "surgery", "surgical", "rehabilitation", "psychiatric", "psychiatry",
+    "chest", "thorax", "abdomen", "pelvis", "breast", "kidney", "liver", "lungs", "prostate", "shoulder", "vascular", "stroke",
+    "trauma", "emergency", "nuclear", "molecular", "magnetic", "resonance", "tomography", "scanner", "scanning",
+))
+#: Words that join the words of a name.
+_JOINING_WORDS = frozenset(("and", "for", "the", "of", "de", "du", "des", "la", "le", "les", "der", "die", "das", "und", "fur", "für",
+                            "van", "von", "del", "della", "di", "da", "do", "at", "in", "on", "et", "y", "e"))
 _TRANSLITERATION = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "æ": "ae", "ø": "oe", "å": "aa"})
 #: Letters that Unicode decomposition leaves alone, as an ASCII keyboard writes them.
 _PLAIN_LETTERS = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ı": "i", "ħ": "h", "Ħ": "H", "ŧ": "t",
@@ -180,12 +184,19 @@ def _id_forms(value: str) -> Set[str]:
 
 def _text_forms(value: str) -> Tuple[Set[str], Set[str]]:
     """An institution name or address: (the whole, unless it is one generic word such as a vendor's
-    name; each distinctive word: 5+ letters, not a generic word such as *hospital* or *street*)."""
+    name; each distinctive word: 5+ letters, not a generic word such as *hospital* or *street*, nor a word
+    of medicine or anatomy when the name has a word of its own beside them)."""
     whole = " ".join(value.split())
     strong = {whole} if len(whole) >= MIN_BYTES and _fold(whole) not in _GENERIC_WORDS else set()
+
+    def generic(word: str, within: FrozenSet[str]) -> bool:
+        return _fold(word) in within or _fold(word.translate(_TRANSLITERATION)) in within
+
+    words = re.findall(r"[^\W\d_]+", value)
+    own = any(len(w) >= 3 and not generic(w, _GENERIC_WORDS | _FIELD_WORDS | _JOINING_WORDS) for w in words)  # a word of its own
     parts: Set[str] = set()
-    for word in re.findall(r"[^\W\d_]{5,}", value):
-        if _fold(word) not in _GENERIC_WORDS and _fold(word.translate(_TRANSLITERATION)) not in _GENERIC_WORDS:
+    for word in (w for w in words if len(w) >= 5):
+        if not generic(word, _GENERIC_WORDS) and not (own and generic(word, _FIELD_WORDS)):
             parts.add(word)
             parts |= _ascii_forms(word)
     return strong, parts - strong
