@@ -224,3 +224,24 @@ def test_magnitude_phase_and_diffusion_directions_are_split_and_named(tmp_path: 
             fields = dict(read_metadata(volume.with_name(volume.name.replace(".nii.gz", ".txt"))).fields)
             assert fields[key] == value, fields
             assert set(np.unique(np.asarray(nibabel.load(str(volume)).dataobj)).tolist()) == {acquisition}
+
+
+def test_noise_in_a_gradient_direction_does_not_split_a_volume(tmp_path: Path) -> None:
+    """One diffusion volume whose slices carry the direction with scanner noise in the last digits
+    (-1.1e-17, -0, 0.70655 and 0.70645 across a rounding edge): one volume of every slice, not fragments."""
+    import pydicom
+    from pydicom.uid import generate_uid
+    from visceral.fileio import write_dicom
+
+    names = ("201_EPI_asc_CLEAR_0001_10.dcm", "201_EPI_asc_CLEAR_0001_13.dcm", "201_EPI_asc_CLEAR_0001_16.dcm")
+    noisy = ([-1.1e-17, 0.70655, 0.70766], [-0.0, 0.70645, 0.70766], [2.3e-17, 0.7065, 0.70766])
+    inp = tmp_path / "in"
+    inp.mkdir()
+    series = generate_uid()
+    for n, (name, direction) in enumerate(zip(names, noisy)):
+        ds = pydicom.dcmread(str(realworld.REALWORLD / "philips_mr_fmri" / name))
+        ds.SeriesInstanceUID, ds.DiffusionBValue, ds.DiffusionGradientOrientation = series, 1000, direction
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        write_dicom(ds, str(inp / f"{n}.dcm"))
+    report = convert(inp, tmp_path / "dataset", jobs=1)
+    assert [v.shape[2] for v in report.volumes] == [3], (report.volumes, report.problems)

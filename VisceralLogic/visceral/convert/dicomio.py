@@ -64,9 +64,10 @@ def _image_kind(image_type: object) -> str:
 
 
 def _direction(value: object) -> str:
-    """A diffusion gradient direction as text (``0.707 0 -0.707``), '' when there is none."""
+    """A diffusion gradient direction as text, to 3 decimals (``0.707 0 -0.707``: the noise scanners
+    leave in the last digits, ``-1.1e-17`` or ``-0``, is not another direction); '' when there is none."""
     numbers = _floats(value, 3)
-    return "" if numbers is None else " ".join(f"{v:.4g}" for v in numbers)
+    return "" if numbers is None else " ".join(f"{round(v, 3) + 0.0:g}" for v in numbers)
 
 
 def _number(value: object) -> float:

@@ -22,7 +22,7 @@ never by file name or Instance Number.  Then the stack must be a regular grid:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -102,10 +102,33 @@ def split_order(split_key: Tuple) -> Tuple:
                  for name, value in split_key if name != "gradient")
 
 
+#: Gradient directions closer than this (per component) are one direction of a series.
+DIRECTION_TOLERANCE = 2e-3
+
+
+def _one_direction_each(frames: Sequence[Frame]) -> List[Frame]:
+    """The frames with every gradient direction within :data:`DIRECTION_TOLERANCE` of one seen before
+    written as that one (3-decimal text still differs across a rounding edge: 0.7065 and 0.7064)."""
+    seen: List[Tuple[np.ndarray, str]] = []
+    out = []
+    for frame in frames:
+        keys = dict(frame.split_key)
+        text = keys.get("gradient")
+        if text:
+            vector = np.array(text.split(), dtype=float)
+            same = next((t for v, t in seen if float(np.max(np.abs(v - vector))) <= DIRECTION_TOLERANCE), None)
+            if same is None:
+                seen.append((vector, text))
+            elif same != text:
+                frame = replace(frame, split_key=tuple((k, same if k == "gradient" else v) for k, v in frame.split_key))
+        out.append(frame)
+    return out
+
+
 def build_stacks(series_uid: str, frames: Sequence[Frame]) -> List[Stack]:
     """Split the frames of one series into stacks (see the module docstring)."""
     groups: Dict[Tuple, List[Frame]] = {}
-    for frame in frames:
+    for frame in _one_direction_each(frames):
         key = (_round(frame.orientation), frame.rows, frame.columns, _round(frame.pixel_spacing, 5), frame.split_key)
         groups.setdefault(key, []).append(frame)
     stacks = []
