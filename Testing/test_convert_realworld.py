@@ -245,3 +245,28 @@ def test_noise_in_a_gradient_direction_does_not_split_a_volume(tmp_path: Path) -
         write_dicom(ds, str(inp / f"{n}.dcm"))
     report = convert(inp, tmp_path / "dataset", jobs=1)
     assert [v.shape[2] for v in report.volumes] == [3], (report.volumes, report.problems)
+
+
+@pytest.mark.parametrize("directions, warned", [
+    ([[1, 0, 0], [0, 1, 0], [0, 0, 1]], True),  # a value that changes slice to slice: three one-slice pieces
+    ([[1, 0, 0], [0, 1, 0], [1, 0, 0]], True),  # two pieces whose slices interleave
+    ([[1, 0, 0], [1, 0, 0], [1, 0, 0]], False),
+])
+def test_a_series_split_into_interleaved_pieces_is_said(tmp_path: Path, directions, warned) -> None:
+    """Real Philips slices whose gradient direction changes from slice to slice: the split is made (the
+    header says so) and a warning says the pieces interleave."""
+    import pydicom
+    from pydicom.uid import generate_uid
+    from visceral.fileio import write_dicom
+
+    names = ("201_EPI_asc_CLEAR_0001_10.dcm", "201_EPI_asc_CLEAR_0001_13.dcm", "201_EPI_asc_CLEAR_0001_16.dcm")
+    inp = tmp_path / "in"
+    inp.mkdir()
+    series = generate_uid()
+    for n, (name, direction) in enumerate(zip(names, directions)):
+        ds = pydicom.dcmread(str(realworld.REALWORLD / "philips_mr_fmri" / name))
+        ds.SeriesInstanceUID, ds.DiffusionBValue, ds.DiffusionGradientOrientation = series, 1000, direction
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        write_dicom(ds, str(inp / f"{n}.dcm"))
+    report = convert(inp, tmp_path / "dataset", jobs=1)
+    assert ("SPLIT_INTERLEAVED" in [p.code for p in report.problems]) == warned, report.problems

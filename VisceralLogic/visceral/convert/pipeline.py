@@ -69,6 +69,8 @@ PROBLEM_CODES: Dict[str, Tuple[str, bool]] = {
     "SPACING_EQUALIZED": ("uneven slice steps resampled at the smallest step (linear interpolation)", False),
     "TILT_CORRECTED": ("a gantry-tilted stack resampled onto the orthogonal grid (linear interpolation)", False),
     "SPLIT_VOLUMES": ("a 2D multi-volume series written as one volume per repetition, in acquisition order", False),
+    "SPLIT_INTERLEAVED": ("a series split by a header value into volumes whose slices interleave: the value may change "
+                          "from slice to slice rather than tell volumes apart", False),
     "PIXEL_DECODE_FAILED": ("pixel data cannot be decoded", True),
     "NOT_PSEUDONYMIZED": ("Patient ID is not a Visceral pseudonym; numbered in order", False),
     "NUMBERED_AFTER_EARLIER": ("the input has series that sort before volumes converted earlier: those keep their acquisition "
@@ -185,6 +187,22 @@ def _scan(paths: List[Path], root: Path, problems: List[Problem], executor: Exec
     return infos, frames
 
 
+def _interleaved(stacks: List[Stack]) -> bool:
+    """Whether a series' stacks share one orientation, have no slice position in common, and interleave
+    along the normal or are one slice each (volumes told apart by echo, b-value... share their positions;
+    a value that changes from slice to slice splits one volume into interleaved pieces)."""
+    if len(stacks) < 2 or len({(s.frames[0].orientation, s.frames[0].rows, s.frames[0].columns) for s in stacks}) != 1:
+        return False
+    first = stacks[0].frames[0]
+    normal = np.cross(np.asarray(first.orientation[:3], dtype=float), np.asarray(first.orientation[3:], dtype=float))
+    positions = [sorted({round(float(np.dot(f.position, normal)), 3) for f in s.frames}) for s in stacks]
+    every = [p for each in positions for p in each]
+    if len(every) != len(set(every)):
+        return False
+    ranges = sorted((each[0], each[-1]) for each in positions)
+    return all(len(each) == 1 for each in positions) or any(later[0] < earlier[1] for earlier, later in zip(ranges, ranges[1:]))
+
+
 def _subjects(infos: Dict[str, SeriesInfo], problems: List[Problem]) -> Dict[str, int]:
     numbers: Dict[str, int] = {}
     others = set()
@@ -283,7 +301,12 @@ def _convert(input_dir: Path, output_dir: Path, paths: List[Path], report: Conve
 
     stacks: List[Tuple[SeriesInfo, Stack]] = []
     for uid, info in infos.items():
-        for stack in build_stacks(uid, frames[uid]):
+        split = build_stacks(uid, frames[uid])
+        if _interleaved(split):
+            report.problems.append(Problem("SPLIT_INTERLEAVED", f"series {info.series_number} ({uid})",
+                                           f"split into {len(split)} volumes ({', '.join(s.label for s in split[:3])}{', ...' if len(split) > 3 else ''}) "
+                                           "whose slices interleave along the normal, none at another's position: check that header value"))
+        for stack in split:
             where = f"series {info.series_number} ({uid})" + (f" [{stack.label}]" if stack.label else "")
             try:
                 stacks.append((info, check_geometry(stack, correct_tilt=not strict, equalize=not strict)))
