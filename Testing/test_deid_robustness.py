@@ -203,6 +203,10 @@ def test_names_uids_dates_and_invalid_characteristics_follow_their_vr_rules() ->
     assert ds.AcquisitionDateTime == "20181128003000.5"  # one instant: the date rolls over, the zone goes
     assert 0x00080017 not in ds or not str(ds[0x00080017].value).startswith("1.2.3.4")
     assert "PatientAge: not a valid AS value; removed" in ctx.notes
+    ds = pydicom.dcmread(str(CT_FILE))
+    ds.PatientAge, ds.PatientSex = "7 w", "f"  # an age and a sex in other forms: written in theirs
+    _deidentify(ds)
+    assert (ds.PatientAge, ds.PatientSex) == ("007W", "F")
 
 
 def test_shifts_keep_the_precision_of_the_value() -> None:

@@ -653,6 +653,10 @@ class _Transformer:
                 elem.value = capped
                 self.ctx.count(keyword, elem.VR, "age capped")
                 return
+        if keyword == "PatientSex" and not valid_sex(text) and valid_sex(text.upper()):
+            elem.value = text.upper()  # "m" -> "M"
+            self.ctx.count(keyword, elem.VR, "kept (patient characteristic, upper case)")
+            return
         if keyword == "PatientSex" and not valid_sex(text):
             elem.value = None
             self.ctx.count(keyword, elem.VR, "invalid value emptied")
