@@ -388,6 +388,19 @@ def test_words_of_medicine_in_an_institution_name_do_not_blank_the_anatomy(tmp_p
     assert out.SharedFunctionalGroupsSequence[0].FrameAnatomySequence[0].AnatomicRegionSequence[0].CodeMeaning == "XXXXX XXXXXXXX CT"
 
 
+@pytest.mark.parametrize("institution, kept, cleaned", [
+    ("ICM Institute for Brain and Spinal Cord", "Brain ICM", "Brain XXX"),  # its own word (an acronym) beside: Brain stays
+    ("Heart Center Bonn", "HEART CTR BONN cardiac", "XXXXX CTR BONN cardiac"),  # "Bonn" too short to search: Heart is cleaned
+    ("Heart and Vascular Institute", "Heart Vascular CT", "XXXXX XXXXXXXX CT"),
+    ("Royal Children's Hospital", "MRI BRAIN ROYAL CHILDRENS", "MRI BRAIN XXXXX CHILDRENS"),
+    ("UCLA Medical Center", "UCLA brain MRI", "XXXX brain MRI"),
+    ("MRI Zentrum Nord", "MRI Zentrum Nord", "XXX XXXXXXX XXXX"),  # the whole name
+])
+def test_an_institutions_words_of_medicine_are_cleaned_unless_it_has_a_word_of_its_own(institution: str, kept: str, cleaned: str) -> None:
+    ids = Identifiers.build([(institution, "text")])
+    assert clean_text(kept, find_in_text(kept, ids)) == cleaned
+
+
 def test_the_released_files_name_visceral_as_their_implementation(tmp_path: Path) -> None:
     """The file meta's Implementation Class UID and Version Name name the writer of the file (PS3.10 7.1):
     the scanner's ("SYNGO_MR_XA60A") is replaced, so a patient name part that happens to be in it

@@ -95,6 +95,8 @@ _GENERIC_WORDS = frozenset((
     "department", "abteilung", "general", "national", "regional", "street", "strasse", "straße", "road", "avenue", "health",
     "healthcare", "research", "foundation", "sciences", "science", "school", "college", "faculty", "diagnostic", "diagnostics",
     "private", "public", "group", "services", "service", "system", "systems", "saint", "sankt",
+    # modalities written as acronyms ("MRI Zentrum"): not an institution's own word
+    "mri", "mrt", "nmr", "pet", "spect", "irm", "rmn", "tac",
     # manufacturers: an institution named after its scanner vendor must not blank the Manufacturer
     "siemens", "philips", "toshiba", "canon", "hitachi", "fujifilm", "agfa", "esaote", "healthineers", "electric", "samsung",
     "neusoft", "mindray", "shimadzu", "carestream", "hologic", "bruker", "hyperfine", "united", "imaging",
@@ -193,12 +195,14 @@ def _text_forms(value: str) -> Tuple[Set[str], Set[str]]:
         return _fold(word) in within or _fold(word.translate(_TRANSLITERATION)) in within
 
     words = re.findall(r"[^\W\d_]+", value)
-    own = any(len(w) >= 3 and not generic(w, _GENERIC_WORDS | _FIELD_WORDS | _JOINING_WORDS) for w in words)  # a word of its own
+    # Its own words: 5+ letters, or an acronym of 3+ capitals (ICM, UCLA), not generic: they are searched and
+    # cleaned.  Beside one of them its field's words are not; a name without one keeps them (in "Heart Center
+    # Bonn" the words "Heart" is all that a search can hold on to: "Bonn" is too short to search for).
+    own = [w for w in words if (len(w) >= 5 or (len(w) >= 3 and w.isupper())) and not generic(w, _GENERIC_WORDS | _FIELD_WORDS | _JOINING_WORDS)]
     parts: Set[str] = set()
-    for word in (w for w in words if len(w) >= 5):
-        if not generic(word, _GENERIC_WORDS) and not (own and generic(word, _FIELD_WORDS)):
-            parts.add(word)
-            parts |= _ascii_forms(word)
+    for word in own + ([w for w in words if len(w) >= 5 and generic(w, _FIELD_WORDS)] if not own else []):
+        parts.add(word)
+        parts |= _ascii_forms(word)
     return strong, parts - strong
 
 
