@@ -489,6 +489,23 @@ def test_one_patient_id_with_two_names_is_one_subject_and_a_warning_without_the_
     assert "warning: subject01: one Patient ID" in report.to_text() and result["json"]["warnings"] == report.warnings
 
 
+def test_a_code_stream_under_an_uncompressed_transfer_syntax_is_refused(tmp_path: Path) -> None:
+    """A real JPEG code stream (Siemens CT, pydicom-data bad_sequence.dcm) stored as native Pixel Data of an
+    8x8 image under Explicit VR Little Endian: longer than the image, starting with JPEG's SOI: refused."""
+    ds = pydicom.dcmread(str(realworld.REALWORLD / "siemens_ct_jpegll" / "bad_sequence.dcm"))
+    stream = bytes(next(fragments(ds.PixelData)))
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.Rows = ds.Columns = 8
+    ds.PixelData = stream + b"\0" * (len(stream) % 2)
+    ds["PixelData"].VR = "OW"
+    ds["PixelData"].is_undefined_length = False
+    inp = tmp_path / "in"
+    inp.mkdir()
+    write_dicom(ds, str(inp / "jpeg_as_native.dcm"))
+    got = run(inp, tmp_path / "out")["by"]["jpeg_as_native.dcm"]
+    assert got.fate == "refused" and "holds a JPEG code stream" in got.reason, got
+
+
 def test_overlays_are_removed_not_refused(tmp_path: Path) -> None:
     inp = tmp_path / "in"
     path = corpus.write_series(inp, PATIENT, corpus.SeriesSpec("CT", rows=8, columns=8, slices=1, series_number=2)).paths[0]
