@@ -333,6 +333,17 @@ def test_an_uncompressed_predecessor_reference_does_not_make_a_lossless_image_lo
     assert by["irreversible.dcm"].fate == "refused" and "irreversible" in by["irreversible.dcm"].reason.lower()
 
 
+@pytest.mark.parametrize("description, lossy", [
+    ("JPEG 2000 irreversible 18:1", "irreversible"), ("irreversibly compressed", "irreversibly"), ("LossyCompression", "lossycompression"),
+    ("JPEG baseline compression", "baseline"), ("compressed at a ratio of 10:1", "10:1"),
+    ("JPEG 2000 reversible (lossless) 2.1:1", ""), ("Lossless JPEG compression", ""), ("MPR 3:1 slab", ""), ("JPEG 1:1", ""),
+])
+def test_a_derivation_description_says_lossy_in_words_or_ratios(description: str, lossy: str) -> None:
+    from visceral.deid.pixels import _lossy_words
+
+    assert _lossy_words(description).lower() == lossy
+
+
 def test_a_sequence_error_the_input_had_is_not_new_however_often_its_bytes_were_seen(tmp_path: Path) -> None:
     """A real Canon Enhanced MR has an empty Type 1 Anatomic Region Sequence in its shared functional
     groups: the error is the input's, so the file is released.  (The findings of a sequence's undecoded

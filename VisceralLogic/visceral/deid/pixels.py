@@ -176,18 +176,20 @@ def lossy_reason(head: object, syntax: str) -> Optional[str]:
     return None
 
 
-_LOSSY_WORD = re.compile(r"\bLOSSY\b|\bIRREVERSIBLE\b", re.IGNORECASE)
+_LOSSY_WORD = re.compile(r"\w*(?:LOSSY|IRREVERSIBL)\w*", re.IGNORECASE)
+_LOSSLESS_WORD = re.compile(r"LOSSLESS|(?<!IR)REVERSIBL", re.IGNORECASE)
 _COMPRESSION = re.compile(r"COMPRESS|JPEG|J2K|JP2|WAVELET", re.IGNORECASE)
 _RATIO = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*:\s*1(?![\d.])")
 
 
 def _lossy_words(description: str) -> str:
     """What in a Derivation Description says lossy: the words *lossy* or *irreversible*, or, where it
-    speaks of compression (compress, JPEG, J2K, wavelet), a JPEG baseline or a ratio above 1:1."""
+    speaks of compression (compress, JPEG, J2K, wavelet) and not of lossless or reversible compression, a
+    JPEG baseline or a ratio above 1:1."""
     found = _LOSSY_WORD.search(description)
     if found:
         return found.group(0)
-    if _COMPRESSION.search(description):
+    if _COMPRESSION.search(description) and not _LOSSLESS_WORD.search(description):
         if re.search(r"\bBASELINE\b", description, re.IGNORECASE):
             return "baseline"
         for ratio in _RATIO.finditer(description):
