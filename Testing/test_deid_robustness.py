@@ -465,6 +465,8 @@ def test_a_data_set_stored_without_preamble_and_file_meta_is_released_as_its_par
     write_dicom(big, buffer)
     data = buffer.getvalue()
     (extra / "big_header.dcm").write_bytes(data[parse_file(data).meta_end:])
+    # its file meta, but no preamble and DICM before it
+    (extra / "headless.dcm").write_bytes((realworld.REALWORLD / "hitachi_mr_implicit" / "003.dcm").read_bytes()[132:])
     expected = deidentify(originals, tmp_path / "expected", jobs=1, key_file=key)
     got = deidentify(bare, tmp_path / "out", jobs=1, key_file=key)
     fates = {f.source: (f.fate, f.reason) for f in got.files}
@@ -479,6 +481,7 @@ def test_a_data_set_stored_without_preamble_and_file_meta_is_released_as_its_par
     fates = {f.source: (f.fate, f.reason) for f in deidentify(extra, tmp_path / "extra_out", jobs=1, key_file=key).files}
     assert fates["jpeg.dcm"] == ("refused", "stored without file meta, with compressed (encapsulated) Pixel Data: its transfer syntax is unknown")
     assert fates["big_header.dcm"][0] == "released", fates["big_header.dcm"]
+    assert fates["headless.dcm"][0] == "released", fates["headless.dcm"]
     age = pydicom.dcmread(str(tmp_path / "out" / next(f.output for f in got.files if f.source == "hitachi_mr_implicit_001.dcm"))).PatientAge
     assert age == "000Y"  # the scanner wrote "0Y": an age in the AS form, kept
 

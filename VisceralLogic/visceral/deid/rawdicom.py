@@ -205,9 +205,14 @@ def with_file_meta(data: bytes) -> Tuple[bytes, str]:
     archive exports write it -- as the Part 10 file it stands for, and its transfer syntax: a zero
     preamble, ``DICM`` and a file meta naming its SOP Class, SOP Instance and transfer syntax (implicit
     or explicit VR little endian, told by the first element's bytes), then the data set's bytes as they
-    are.  ``(data, "")`` for a Part 10 file, and for anything that does not start as a little-endian data
-    set of group 0008 with both SOP UIDs (the caller reads it as before, and says why it cannot)."""
-    if len(data) < 16 or data[128:132] == b"DICM" or struct.unpack_from("<H", data, 0)[0] != 0x0008:
+    are.  A file meta without the preamble and ``DICM`` before it gets them (and ``""``).  ``(data, "")``
+    for a Part 10 file, and for anything that does not start as a little-endian data set of group 0008 with
+    both SOP UIDs (the caller reads it as before, and says why it cannot)."""
+    if len(data) < 16 or data[128:132] == b"DICM":
+        return data, ""
+    if data[:2] == b"\x02\x00" and data[4:6] == b"UL":  # its file meta, without the preamble and DICM before it
+        return bytes(128) + b"DICM" + data, ""
+    if struct.unpack_from("<H", data, 0)[0] != 0x0008:
         return data, ""
     explicit = data[4:6].isalpha() and data[4:6].isupper()
     try:
