@@ -270,3 +270,15 @@ def test_a_series_split_into_interleaved_pieces_is_said(tmp_path: Path, directio
         write_dicom(ds, str(inp / f"{n}.dcm"))
     report = convert(inp, tmp_path / "dataset", jobs=1)
     assert ("SPLIT_INTERLEAVED" in [p.code for p in report.problems]) == warned, report.problems
+
+
+def test_a_series_exported_twice_is_converted_once(tmp_path: Path) -> None:
+    """The real Philips CT slices in two folders (one export repeated): one volume of two slices, and a
+    warning, not two volumes of a "split" series."""
+    import shutil
+
+    for copy in ("export1", "export2"):
+        shutil.copytree(realworld.REALWORLD / "philips_ct_axial", tmp_path / "in" / copy)
+    report = convert(tmp_path / "in", tmp_path / "dataset", jobs=1)
+    assert [v.shape[2] for v in report.volumes] == [2], report.problems
+    assert [p.code for p in report.problems if p.code != "NOT_PSEUDONYMIZED"] == ["DUPLICATE_INSTANCE"], report.problems

@@ -152,7 +152,8 @@ def read_header(path: str) -> Tuple[SeriesInfo, List[Frame]]:
     except (TypeError, ValueError):
         thickness = 0.0
     order = (_number(ds.get("TemporalPositionIdentifier")), _text(ds, "AcquisitionTime"), _number(ds.get("InstanceNumber")))
-    frame = Frame(path, None, position, orientation, spacing, rows, columns, (slope, intercept), split, thickness, order)
+    frame = Frame(path, None, position, orientation, spacing, rows, columns, (slope, intercept), split, thickness, order,
+                  instance=_text(ds, "SOPInstanceUID"))
     if any("MOSAIC" in str(v).upper() for v in (ds.get("ImageType") or [])):
         return info, _mosaic_slices(ds, frame)
     return info, [frame]
@@ -227,7 +228,8 @@ def _enhanced_frames(ds: Dataset, path: str, rows: int, columns: int, count: int
         )
         measures = _group(item, shared, "PixelMeasuresSequence")
         thickness = float(getattr(measures, "SliceThickness", 0.0) or 0.0)
-        frames.append(Frame(path, index, position, orientation, spacing, rows, columns, (slope, intercept), split, thickness))
+        frames.append(Frame(path, index, position, orientation, spacing, rows, columns, (slope, intercept), split, thickness,
+                            instance=_text(ds, "SOPInstanceUID")))
     return frames
 
 

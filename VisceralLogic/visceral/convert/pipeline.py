@@ -69,6 +69,7 @@ PROBLEM_CODES: Dict[str, Tuple[str, bool]] = {
     "SPACING_EQUALIZED": ("uneven slice steps resampled at the smallest step (linear interpolation)", False),
     "TILT_CORRECTED": ("a gantry-tilted stack resampled onto the orthogonal grid (linear interpolation)", False),
     "SPLIT_VOLUMES": ("a 2D multi-volume series written as one volume per repetition, in acquisition order", False),
+    "DUPLICATE_INSTANCE": ("files that repeat an image (the same SOP Instance UID) of a series: the first of each is used", False),
     "SPLIT_INTERLEAVED": ("a series split by a header value into volumes whose slices interleave: the value may change "
                           "from slice to slice rather than tell volumes apart", False),
     "PIXEL_DECODE_FAILED": ("pixel data cannot be decoded", True),
@@ -172,15 +173,26 @@ def _scan(paths: List[Path], root: Path, problems: List[Problem], executor: Exec
     infos: Dict[str, SeriesInfo] = {}
     frames: Dict[str, List[Frame]] = defaultdict(list)
     refused: Dict[Tuple[str, str, str], List[str]] = {}  # the files of one folder refused alike are one line
-    for path in paths:
+    seen: Dict[Tuple[str, str], str] = {}  # (series, SOP Instance UID) -> the file that brought it first
+    repeated: Dict[str, List[str]] = defaultdict(list)
+    for path, rel in named:
         read = found[path]
         if isinstance(read, Problem):
             folder = read.where.rpartition("/")[0]
             refused.setdefault((folder, read.code, read.message), []).append(read.where)
         else:
             info, file_frames = read
+            instance = file_frames[0].instance if file_frames else ""
+            if instance and (info.series_uid, instance) in seen:  # the same image again (a second export): used once
+                repeated[info.series_uid].append(rel)
+                continue
+            seen[(info.series_uid, instance)] = rel
             infos.setdefault(info.series_uid, info)
             frames[info.series_uid].extend(file_frames)
+    for series_uid, files in repeated.items():
+        problems.append(Problem("DUPLICATE_INSTANCE", f"series {infos[series_uid].series_number} ({series_uid})",
+                                f"{len(files)} file(s) repeat an image of the series ({files[0]}{' ...' if len(files) > 1 else ''}): "
+                                "the first file of each image is used"))
     for (folder, code, message), files in refused.items():
         where = files[0] if len(files) == 1 else f"{len(files)} files in {folder or '.'}/ ({files[0].rpartition('/')[2]} ...)"
         problems.append(Problem(code, where, message))

@@ -65,6 +65,7 @@ class Frame:
     thickness: float = 0.0  # Slice Thickness (mm): the voxel size of a single-slice stack
     order: Tuple = ()  # acquisition order: temporal position, acquisition time, instance number
     tile: Optional[Tuple[int, int]] = None  # a slice of a mosaic: the (row, column) of its top-left pixel there
+    instance: str = ""  # SOP Instance UID of its file
 
 
 @dataclass
