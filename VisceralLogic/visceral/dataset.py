@@ -26,7 +26,7 @@ __all__ = ["write_image", "image_metadata", "write_dataset_readme", "README_NAME
 README_NAME = "README.txt"
 
 
-def _orientation_code(geometry: ImageGeometry) -> str:
+def orientation_code(geometry: ImageGeometry) -> str:
     """Three-letter RAS orientation code of the voxel axes (e.g. ``LPS`` for a standard DICOM axial)."""
     letters = []
     for axis in np.asarray(geometry.direction_lps).T:  # columns: voxel axes in LPS
@@ -40,7 +40,7 @@ def image_metadata(geometry: ImageGeometry, fields: Optional[Mapping[str, object
     """Metadata of an image on ``geometry``: voxel size, dimensions, orientation, then ``fields``."""
     items: "OrderedDict[str, object]" = OrderedDict()
     items["dimensions"] = list(geometry.shape)
-    items["orientation"] = _orientation_code(geometry)
+    items["orientation"] = orientation_code(geometry)
     for key, value in (fields or {}).items():
         items[key] = value
     return Metadata(geometry.spacing_mm, fields=metadata_fields(items))

@@ -510,9 +510,13 @@ def read_nifti_voxels(path: PathLike) -> np.ndarray:
             data = handle.read(count * dtype.itemsize)
     except (OSError, EOFError) as exc:
         raise FileFormatError(path, f"cannot read the voxel data ({exc})") from None
+    except MemoryError:
+        raise FileFormatError(path, f"its dimensions {list(shape[:3])} ask for {count * dtype.itemsize} bytes of voxels: more than this machine holds") from None
     if len(data) < count * dtype.itemsize:
         raise FileFormatError(path, "truncated voxel data")
     values = np.frombuffer(data, dtype=dtype).reshape(tuple(reversed(shape[:3])))
-    if header.scl_slope not in (0.0, 1.0) or header.scl_inter != 0.0:
-        values = values * header.scl_slope + header.scl_inter
+    # Scaled as nifti1_io does: a slope of 0, or a slope or intercept that is not finite, means none.
+    slope, inter = header.scl_slope, header.scl_inter
+    if np.isfinite(slope) and np.isfinite(inter) and slope != 0.0 and (slope != 1.0 or inter != 0.0):
+        values = values * slope + inter
     return values

@@ -34,7 +34,7 @@ from visceral.conventions.metadata import read_metadata
 from visceral.conventions.names import FileKind, VisceralName, parse_name
 from visceral.conventions.textfile import read_json_object
 from visceral.conventions.version import is_known
-from visceral.dataset import README_NAME
+from visceral.dataset import README_NAME, orientation_code
 from visceral.errors import FileFormatError, InvalidNameError, UnknownStructureError, VisceralError, one_line
 from visceral.fileio import TEMP_PREFIX
 from visceral.imageio import qform_storage_gap_mm, read_geometry, read_nifti_header, read_nifti_voxels
@@ -59,6 +59,7 @@ ISSUE_CODES: Dict[str, Tuple[Severity, str]] = {
     "IMAGE_METADATA_MISSING": (Severity.ERROR, "an image has no parallel .txt metadata file"),
     "METADATA_INVALID": (Severity.ERROR, "a metadata .txt file cannot be read or lacks the voxel size"),
     "VOXEL_SIZE_MISMATCH": (Severity.ERROR, "the voxel size in the .txt differs from the NIfTI header"),
+    "METADATA_MISMATCH": (Severity.ERROR, "the dimensions or orientation in the .txt differ from the NIfTI header"),
     "CONVENTIONS_VERSION_UNKNOWN": (Severity.WARNING, "written with a later, unknown minor conventions version"),
     "NIFTI_UNREADABLE": (Severity.ERROR, "a NIfTI file cannot be read"),
     "NIFTI_HEADER_INVALID": (Severity.ERROR, "a NIfTI header is not sane (dimensions, voxel size, qform/sform)"),
@@ -378,6 +379,11 @@ class _Validator:
                 problems.append(f"voxel size (pixdim) must be positive, is {list(hdr.pixdim[1:4])}")
             if hdr.qform_code <= 0 and hdr.sform_code <= 0:
                 problems.append("neither qform nor sform is set (qform_code = sform_code = 0)")
+            for name, code, matrix in (("qform", hdr.qform_code, hdr.qform), ("sform", hdr.sform_code, hdr.sform)):
+                if code not in range(0, 5):
+                    problems.append(f"{name}_code {code} is not a NIfTI-1 code (0 to 4)")
+                elif code > 0 and not np.all(np.isfinite(matrix)):
+                    problems.append(f"the {name} is not finite")
             if hdr.qform_code > 0 and hdr.sform_code > 0 and not problems:
                 corners = np.column_stack([corner_indices(hdr.shape), np.ones(8)])
                 gap = float(np.max(np.abs(corners @ hdr.qform.T - corners @ hdr.sform.T)))
@@ -475,6 +481,12 @@ class _Validator:
             self.emit("CONVENTIONS_VERSION_UNKNOWN", group.metadata, f"conventions version {meta.conventions_version} is newer than this validator knows; unknown keys were not checked")
         if geometry is not None and not np.allclose(meta.voxel_size_mm, geometry.spacing_mm, rtol=VOXEL_SIZE_TOLERANCE, atol=0):
             self.emit("VOXEL_SIZE_MISMATCH", group.metadata, f"voxel_size_mm {list(meta.voxel_size_mm)} but the NIfTI header says {[round(s, 6) for s in geometry.spacing_mm]}")
+        if geometry is not None:
+            header = {"dimensions": " ".join(str(n) for n in geometry.shape), "orientation": orientation_code(geometry)}
+            for key, value in header.items():
+                written = " ".join(str(meta.fields.get(key, "")).split())
+                if written and written.upper() != value:
+                    self.emit("METADATA_MISMATCH", group.metadata, f"{key} {written} but the NIfTI header says {value}")
 
     def check_landmarks(self, name: VisceralName, path: Path, geometry: Optional[ImageGeometry]) -> None:
         if name.extension == ".fcsv":
