@@ -125,7 +125,7 @@ BROKEN: List[Tuple[str, List[str], Callable[[Path], None]]] = [
     ("no qform nor sform", ["NIFTI_HEADER_INVALID"], lambda r: _set_header_field(_path(r, IMAGE, ".nii.gz"), 252, b"\0\0\0\0")),
     ("qform 0.05 mm off the sform", ["NIFTI_HEADER_INVALID"], lambda r: _add_to_header_float(_path(r, IMAGE, ".nii.gz"), 268, 0.05)),
     ("sform sheared", ["NIFTI_HEADER_INVALID"], lambda r: _add_to_header_float(_path(r, IMAGE, ".nii.gz"), 284, 0.1)),
-    ("sform not finite", ["NIFTI_UNREADABLE"], lambda r: _add_to_header_float(_path(r, IMAGE, ".nii.gz"), 280, float("nan"))),
+    ("sform not finite", ["NIFTI_HEADER_INVALID"], lambda r: _add_to_header_float(_path(r, IMAGE, ".nii.gz"), 280, float("nan"))),
     ("qform not finite", ["NIFTI_HEADER_INVALID"], lambda r: _add_to_header_float(_path(r, IMAGE, ".nii.gz"), 256, float("nan"))),
     ("scl_slope NaN: no scaling, as nifti1_io reads it", [], lambda r: _add_to_header_float(_path(r, IMAGE, ".nii.gz"), 112, float("nan"))),
     ("NaN in a float image", ["NIFTI_NAN"], lambda r: _rewrite_volume(_path(r, IMAGE, ".nii.gz"), lambda a: np.where(a == a.max(), np.nan, a).astype(np.float32))),
