@@ -65,9 +65,12 @@ def _image_kind(image_type: object) -> str:
 
 def _direction(value: object) -> str:
     """A diffusion gradient direction as text, to 3 decimals (``0.707 0 -0.707``: the noise scanners
-    leave in the last digits, ``-1.1e-17`` or ``-0``, is not another direction); '' when there is none."""
+    leave in the last digits, ``-1.1e-17`` or ``-0``, is not another direction); '' when there is none or it
+    is the zero vector (a b = 0 image, or a scanner writing it on every image)."""
     numbers = _floats(value, 3)
-    return "" if numbers is None else " ".join(f"{round(v, 3) + 0.0:g}" for v in numbers)
+    if numbers is None or all(abs(v) < 5e-4 for v in numbers):  # none, or the zero vector of a b = 0 image
+        return ""
+    return " ".join(f"{round(v, 3) + 0.0:g}" for v in numbers)
 
 
 def _number(value: object) -> float:
