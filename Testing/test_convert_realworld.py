@@ -216,7 +216,7 @@ def test_magnitude_phase_and_diffusion_directions_are_split_and_named(tmp_path: 
                 ds.PixelData = np.full((ds.Rows, ds.Columns), value + 1, dtype="<u2").tobytes()
                 write_dicom(ds, str(inp / f"{label}_{n}.dcm"))
     for case, expected in (("swi", [("image_type", "magnitude"), ("image_type", "phase")]),
-                           ("dwi", [("b_value", "0"), ("gradient", "1 0 0"), ("gradient", "0 1 0")])):
+                           ("dwi", [("b_value", "0.0"), ("gradient", "1 0 0"), ("gradient", "0 1 0")])):
         report = convert(tmp_path / case, tmp_path / f"{case}_dataset", jobs=1)
         assert len(report.volumes) == len(expected), report.problems
         for acquisition, (key, value) in enumerate(expected, start=1):
