@@ -229,22 +229,26 @@ def test_magnitude_phase_and_diffusion_directions_are_split_and_named(tmp_path: 
 def test_noise_in_a_gradient_direction_does_not_split_a_volume(tmp_path: Path) -> None:
     """One diffusion volume whose slices carry the direction with scanner noise in the last digits
     (-1.1e-17, -0, 0.70655 and 0.70645 across a rounding edge): one volume of every slice, not fragments."""
+    noisy = ([-1.1e-17, 0.70655, 0.70766], [-0.0, 0.70645, 0.70766], [2.3e-17, 0.7065, 0.70766])
+    report = convert(_diffusion_slices(tmp_path / "in", noisy), tmp_path / "dataset", jobs=1)
+    assert [v.shape[2] for v in report.volumes] == [3], (report.volumes, report.problems)
+
+
+def _diffusion_slices(folder: Path, directions) -> Path:
+    """The three real Philips EPI slices as one b = 1000 series, slice n with gradient ``directions[n]``."""
     import pydicom
     from pydicom.uid import generate_uid
     from visceral.fileio import write_dicom
 
     names = ("201_EPI_asc_CLEAR_0001_10.dcm", "201_EPI_asc_CLEAR_0001_13.dcm", "201_EPI_asc_CLEAR_0001_16.dcm")
-    noisy = ([-1.1e-17, 0.70655, 0.70766], [-0.0, 0.70645, 0.70766], [2.3e-17, 0.7065, 0.70766])
-    inp = tmp_path / "in"
-    inp.mkdir()
+    folder.mkdir()
     series = generate_uid()
-    for n, (name, direction) in enumerate(zip(names, noisy)):
+    for n, (name, direction) in enumerate(zip(names, directions)):
         ds = pydicom.dcmread(str(realworld.REALWORLD / "philips_mr_fmri" / name))
         ds.SeriesInstanceUID, ds.DiffusionBValue, ds.DiffusionGradientOrientation = series, 1000, direction
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        write_dicom(ds, str(inp / f"{n}.dcm"))
-    report = convert(inp, tmp_path / "dataset", jobs=1)
-    assert [v.shape[2] for v in report.volumes] == [3], (report.volumes, report.problems)
+        write_dicom(ds, str(folder / f"{n}.dcm"))
+    return folder
 
 
 @pytest.mark.parametrize("directions, warned", [
@@ -255,20 +259,7 @@ def test_noise_in_a_gradient_direction_does_not_split_a_volume(tmp_path: Path) -
 def test_a_series_split_into_interleaved_pieces_is_said(tmp_path: Path, directions, warned) -> None:
     """Real Philips slices whose gradient direction changes from slice to slice: the split is made (the
     header says so) and a warning says the pieces interleave."""
-    import pydicom
-    from pydicom.uid import generate_uid
-    from visceral.fileio import write_dicom
-
-    names = ("201_EPI_asc_CLEAR_0001_10.dcm", "201_EPI_asc_CLEAR_0001_13.dcm", "201_EPI_asc_CLEAR_0001_16.dcm")
-    inp = tmp_path / "in"
-    inp.mkdir()
-    series = generate_uid()
-    for n, (name, direction) in enumerate(zip(names, directions)):
-        ds = pydicom.dcmread(str(realworld.REALWORLD / "philips_mr_fmri" / name))
-        ds.SeriesInstanceUID, ds.DiffusionBValue, ds.DiffusionGradientOrientation = series, 1000, direction
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        write_dicom(ds, str(inp / f"{n}.dcm"))
-    report = convert(inp, tmp_path / "dataset", jobs=1)
+    report = convert(_diffusion_slices(tmp_path / "in", directions), tmp_path / "dataset", jobs=1)
     assert ("SPLIT_INTERLEAVED" in [p.code for p in report.problems]) == warned, report.problems
 
 

@@ -42,6 +42,16 @@ def run(inp: Path, out: Path) -> Dict[str, object]:
     return {"report": report, "json": written, "by": {f.source: f for f in report.files}}
 
 
+def run_one(ds: Dataset, tmp_path: Path, name: str, out: str = "out"):
+    """De-identify the one data set ``ds`` (written as ``in/<name>``): its result, and its output read back
+    (``None`` when not released)."""
+    inp = tmp_path / "in"
+    inp.mkdir(exist_ok=True)
+    write_dicom(ds, str(inp / name))
+    got = run(inp, tmp_path / out)["by"][name]
+    return got, (pydicom.dcmread(str(tmp_path / out / got.output)) if got.output else None)
+
+
 def _nested(depth: int) -> bytes:
     """A Referenced Image Sequence nested ``depth`` levels deep, every length undefined (explicit VR LE)."""
     item_start, item_end, seq_end = b"\xfe\xff\x00\xe0\xff\xff\xff\xff", b"\xfe\xff\x0d\xe0\x00\x00\x00\x00", b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
@@ -382,20 +392,14 @@ def test_words_of_medicine_in_an_institution_name_do_not_blank_the_anatomy(tmp_p
     ds.InstitutionName = "Salpetriere Institute for Brain and Spinal Cord"
     region = ds.SharedFunctionalGroupsSequence[0].FrameAnatomySequence[0].AnatomicRegionSequence
     region[0].CodeMeaning = "Brain (Salpetriere)"
-    inp = tmp_path / "in"
-    inp.mkdir()
-    write_dicom(ds, str(inp / "brain.dcm"))
-    got = run(inp, tmp_path / "out")["by"]["brain.dcm"]
+    got, out = run_one(ds, tmp_path, "brain.dcm")
     assert got.fate == "released", got
-    out = pydicom.dcmread(str(tmp_path / "out" / got.output))
     assert out.SharedFunctionalGroupsSequence[0].FrameAnatomySequence[0].AnatomicRegionSequence[0].CodeMeaning == "Brain (XXXXXXXXXXX)"
     # A name without a word of its own beside its field's words: those words are all that tell it apart.
     ds.InstitutionName = "Heart and Vascular Institute"
     region[0].CodeMeaning = "Heart Vascular CT"
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
-    write_dicom(ds, str(inp / "brain.dcm"))
-    got = run(inp, tmp_path / "out2")["by"]["brain.dcm"]
-    out = pydicom.dcmread(str(tmp_path / "out2" / got.output))
+    got, out = run_one(ds, tmp_path, "brain.dcm", out="out2")
     assert out.SharedFunctionalGroupsSequence[0].FrameAnatomySequence[0].AnatomicRegionSequence[0].CodeMeaning == "XXXXX XXXXXXXX CT"
 
 
@@ -421,12 +425,9 @@ def test_the_released_files_name_visceral_as_their_implementation(tmp_path: Path
     ds = pydicom.dcmread(str(realworld.REALWORLD / "siemens_mr_enh_xa10" / "6_1.dcm"))
     ds.PatientName = "phantom_check_TerraX_XA60"
     ds.file_meta.ImplementationVersionName = "SYNGO_MR_XA60A"
-    inp = tmp_path / "in"
-    inp.mkdir()
-    write_dicom(ds, str(inp / "meta.dcm"))
-    got = run(inp, tmp_path / "out")["by"]["meta.dcm"]
+    got, out = run_one(ds, tmp_path, "meta.dcm")
     assert got.fate == "released", got
-    meta = pydicom.dcmread(str(tmp_path / "out" / got.output)).file_meta
+    meta = out.file_meta
     assert (meta.ImplementationClassUID, meta.ImplementationVersionName) == (IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME)
     assert pydicom.uid.UID(IMPLEMENTATION_CLASS_UID).is_valid and len(IMPLEMENTATION_VERSION_NAME) <= 16
 
@@ -513,10 +514,7 @@ def test_a_code_stream_under_an_uncompressed_transfer_syntax_is_refused(tmp_path
     ds.PixelData = stream + b"\0" * (len(stream) % 2)
     ds["PixelData"].VR = "OW"
     ds["PixelData"].is_undefined_length = False
-    inp = tmp_path / "in"
-    inp.mkdir()
-    write_dicom(ds, str(inp / "jpeg_as_native.dcm"))
-    got = run(inp, tmp_path / "out")["by"]["jpeg_as_native.dcm"]
+    got, _ = run_one(ds, tmp_path, "jpeg_as_native.dcm")
     assert got.fate == "refused" and "holds a JPEG code stream" in got.reason, got
 
 
@@ -582,12 +580,8 @@ def test_adversarial_forms_in_kept_text_are_cleaned(tmp_path: Path, planted: str
     ds.PatientAddress = "Neuenheimer Str 5, Heidelberg"
     ds.PatientTelephoneNumbers = "+49 6221 567890"
     setattr(ds, keyword, planted)
-    inp = tmp_path / "in"
-    inp.mkdir()
-    write_dicom(ds, str(inp / "planted.dcm"))
-    got = run(inp, tmp_path / "out")["by"]["planted.dcm"]
+    got, out = run_one(ds, tmp_path, "planted.dcm")
     assert got.fate == "released", got
-    out = pydicom.dcmread(str(tmp_path / "out" / got.output))
     assert str(out.get(keyword, "")) != planted and "X" in str(out.get(keyword, "X")), (keyword, out.get(keyword))
 
 
