@@ -273,3 +273,27 @@ def test_a_series_exported_twice_is_converted_once(tmp_path: Path) -> None:
     report = convert(tmp_path / "in", tmp_path / "dataset", jobs=1)
     assert [v.shape[2] for v in report.volumes] == [2], report.problems
     assert [p.code for p in report.problems if p.code != "NOT_PSEUDONYMIZED"] == ["DUPLICATE_INSTANCE"], report.problems
+
+
+def test_every_stack_of_a_localizer_series_is_its_own_volume(tmp_path: Path) -> None:
+    """A 3-plane localizer (one series, one echo, slices in three orientations; GE writes them so): three
+    volumes under three names.  Their labels were all "echo 12", so all three were written to one file."""
+    import pydicom
+    from pydicom.uid import generate_uid
+    from visceral.fileio import write_dicom
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    series = generate_uid()
+    planes = [[1, 0, 0, 0, 1, 0], [0, 1, 0, 0, 0, -1], [1, 0, 0, 0, 0, -1]]
+    for p, orientation in enumerate(planes):
+        normal = np.cross(orientation[:3], orientation[3:])
+        for n in range(1, 3):
+            ds = pydicom.dcmread(str(realworld.REALWORLD / "hitachi_mr_implicit" / f"00{n}.dcm"))
+            ds.SeriesInstanceUID, ds.ImageOrientationPatient = series, orientation
+            ds.ImagePositionPatient = [float(v) for v in 5.0 * n * normal]
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            write_dicom(ds, str(inp / f"{p}_{n}.dcm"))
+    report = convert(inp, tmp_path / "dataset", jobs=1)
+    names = sorted(v.name for v in report.volumes)
+    assert len(names) == 3 == len(set(names)) == len(list((tmp_path / "dataset").glob("*.nii.gz"))), report.volumes

@@ -69,6 +69,7 @@ PROBLEM_CODES: Dict[str, Tuple[str, bool]] = {
     "SPACING_EQUALIZED": ("uneven slice steps resampled at the smallest step (linear interpolation)", False),
     "TILT_CORRECTED": ("a gantry-tilted stack resampled onto the orthogonal grid (linear interpolation)", False),
     "SPLIT_VOLUMES": ("a 2D multi-volume series written as one volume per repetition, in acquisition order", False),
+    "NAME_TAKEN": ("a volume whose name another volume of the run has (never written over it)", True),
     "DUPLICATE_INSTANCE": ("files that repeat an image (the same SOP Instance UID) of a series: the first of each is used", False),
     "SPLIT_INTERLEAVED": ("a series split by a header value into volumes whose slices interleave: the value may change "
                           "from slice to slice rather than tell volumes apart", False),
@@ -352,8 +353,14 @@ def _convert(input_dir: Path, output_dir: Path, paths: List[Path], report: Conve
     for subject, items in sorted(by_subject.items()):
         items.sort(key=lambda it: (it[0].study_date, it[0].study_time, it[0].series_number, it[0].series_uid, split_order(it[1].split_key)))
         numbers = _acquisitions(subject, [(info.series_uid, stack.label) for info, stack in items], written.get(subject, {}), report.problems)
+        named: set = set()
         for info, stack in items:
             acquisition = numbers[(info.series_uid, stack.label)]
+            if acquisition in named:  # two volumes that would be one file: the second is refused, never written over the first
+                report.problems.append(Problem("NAME_TAKEN", f"series {info.series_number} ({info.series_uid}) [{stack.label}]",
+                                               f"its name, acquisition {acquisition}, is another volume's of this run"))
+                continue
+            named.add(acquisition)
             name = VisceralName(subject, acquisition, info.modality)
             fields = [("modality", info.modality), ("patient_age", info.patient_age), ("patient_sex", info.patient_sex),
                       ("study_description", info.study_description), ("series_description", info.series_description),

@@ -132,15 +132,15 @@ def build_stacks(series_uid: str, frames: Sequence[Frame]) -> List[Stack]:
     for frame in _one_direction_each(frames):
         key = (_round(frame.orientation), frame.rows, frame.columns, _round(frame.pixel_spacing, 5), frame.split_key)
         groups.setdefault(key, []).append(frame)
-    stacks = []
     keys = sorted(groups, key=lambda k: (split_order(k[4]), min(f.order for f in groups[k]), k[1], k[2], k[0]))
-    for key in keys:
-        label = ""
-        if len(keys) > 1:
-            parts = [f"{name} {value}" for name, value in key[4] if value not in (None, "")] if key[4] else []
-            label = ", ".join(parts) or f"stack {keys.index(key) + 1}"
-        stacks.append(Stack(series_uid, list(groups[key]), key[4], label))
-    return stacks
+    labels = [""] * len(keys)
+    if len(keys) > 1:
+        labels = [", ".join(f"{name} {value}" for name, value in key[4] if value not in (None, "")) for key in keys]
+        # Stacks told apart by orientation or matrix alone (a 3-plane localizer) share their split values:
+        # each is named by its place too, so no two get one name (and one file).
+        labels = [f"{label}, stack {n}" if label and labels.count(label) > 1 else label or f"stack {n}"
+                  for n, label in enumerate(labels, start=1)]
+    return [Stack(series_uid, list(groups[key]), key[4], label) for key, label in zip(keys, labels)]
 
 
 def split_repeated_positions(stack: Stack) -> Optional[List[Stack]]:
