@@ -297,3 +297,34 @@ def test_every_stack_of_a_localizer_series_is_its_own_volume(tmp_path: Path) -> 
     report = convert(inp, tmp_path / "dataset", jobs=1)
     names = sorted(v.name for v in report.volumes)
     assert len(names) == 3 == len(set(names)) == len(list((tmp_path / "dataset").glob("*.nii.gz"))), report.volumes
+
+
+@pytest.mark.parametrize("orientation, position, location, expected", [
+    ([0, 1, 0, 0, 0, -1], [-63.0, -618.6, 590.9], -63.0, [1, 0, 0]),  # a real sagittal Siemens fMRI (dcm_qa_sag): to the left
+    ([0, 1, 0, 0, 0, -1], [-63.0, -618.6, 590.9], None, [1, 0, 0]),  # no Slice Location: the positive main component
+    ([1, 0, 0, 0, 1, 0], [-324.0, -324.0, 16.0], 16.0, [0, 0, 1]),  # the real axial one of the corpus
+    ([1, 0, 0, 0, 1, 0], [-324.0, -324.0, 16.0], -16.0, [0, 0, -1]),  # a Slice Location that says the other way
+])
+def test_a_mosaics_slices_follow_its_true_normal(tmp_path: Path, orientation, position, location, expected) -> None:
+    """The real Siemens mosaic of the corpus, its header set to another plane: the slices follow the normal
+    Slice Location gives (the CSA header that said it is gone); a sagittal one was mirrored and 127 mm off."""
+    import pydicom
+    from visceral.fileio import write_dicom
+
+    ds = pydicom.dcmread(str(realworld.REALWORLD / "siemens_mr_mosaic" / "epi_pe_ap-00001.dcm"))
+    ds.ImageOrientationPatient, ds.ImagePositionPatient = orientation, position
+    if location is None:
+        del ds.SliceLocation
+    else:
+        ds.SliceLocation = location
+    (tmp_path / "in").mkdir()
+    write_dicom(ds, str(tmp_path / "in" / "mosaic.dcm"))
+    report = convert(tmp_path / "in", tmp_path / "dataset", jobs=1)
+    (volume,) = report.volumes
+    image = nibabel.load(str(tmp_path / "dataset" / volume.name))
+    slices = image.shape[2]
+    ends = [np.diag([-1.0, -1.0, 1.0]) @ (image.affine @ [0, 0, k, 1])[:3] for k in (0, slices - 1)]  # LPS
+    along = sorted(float(end @ np.asarray(expected, dtype=float)) for end in ends)
+    start = float(np.asarray(position) @ np.asarray(expected, dtype=float))  # the first slice, the mosaic's position
+    step = float(ds.SpacingBetweenSlices or ds.SliceThickness)
+    assert slices > 1 and np.allclose(along, [start, start + (slices - 1) * step], atol=1e-3), (along, start, step)
