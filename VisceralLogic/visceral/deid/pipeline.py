@@ -554,8 +554,9 @@ def _process_file(task: _Task, result: FileResult) -> None:
     try:
         relative = release_path(key, run.profile.uid_root, pseudonym, str(head.StudyInstanceUID), str(head.SeriesInstanceUID),  # type: ignore[attr-defined]
                                 str(head.SOPInstanceUID))  # type: ignore[attr-defined]
-    except AttributeError as exc:
-        result.fate, result.reason = Fate.REFUSED, f"missing a Type 1 UID ({exc})"
+    except AttributeError:
+        missing = [k for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID") if not str(head.get(k, "") or "").strip()]  # type: ignore[attr-defined]
+        result.fate, result.reason = Fate.REFUSED, f"missing a Type 1 UID: {', '.join(missing) or 'unreadable'}"
         return
     # A file already there is released again with the same bytes: the driver kept back the files an
     # earlier run released, so this is an earlier attempt of this run (its worker was lost).
