@@ -211,9 +211,9 @@ def lossy_reason(head: object, syntax: str) -> Optional[str]:
     if any(m in LOSSY_METHODS for m in methods):
         return f"Lossy Image Compression Method (0028,2114) names a lossy method ({methods[0]})"
     ratios = [r for r in values_of(head.get("LossyImageCompressionRatio")) if r]  # type: ignore[attr-defined]
-    # Beside the flag 00 too: a JPEG 2000 stream with the reversible wavelet is lossy when the encoder cut
-    # its bit planes to reach a ratio, and the ratio says a rate was asked for.
-    if ratios:
+    # A ratio beside the flag 00 in a JPEG 2000 or JPEG-LS file describes its own compression, whose code
+    # stream the gate proves lossless (a reversible 5-3 stream at 5.2:1); anywhere else it is lossy history.
+    if ratios and not (flag == "00" and (syntax in _J2K_SYNTAXES + _JPEG_LS_SYNTAXES or syntax in LOSSY_OR_LOSSLESS_TRANSFER_SYNTAXES)):
         return f"Lossy Image Compression Ratio (0028,2112) is {ratios[0]}: the pixels were lossy compressed once"
     if "113040" in _codes(head.get("DerivationCodeSequence")):  # type: ignore[attr-defined]
         return "Derivation Code Sequence says Lossy Compression (DCM 113040)"
