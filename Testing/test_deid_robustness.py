@@ -295,29 +295,6 @@ def test_real_lossy_code_streams_relabelled_lossless_are_refused(tmp_path: Path,
     assert got.fate == "refused" and reason in got.reason, got
 
 
-@pytest.mark.parametrize("src, flag, ratio, fate, reason", [
-    ("ts_siemens_mr_j2k_lossless/9.dcm", "00", None, "released", ""),  # reversible 5-3 stored as JPEG 2000 (.91): lossless
-    ("ts_siemens_mr_j2k_lossless/9.dcm", "00", "5.2", "released", ""),  # its ratio describes that lossless compression
-    ("ts_siemens_mr_j2k_lossless/9.dcm", None, None, "refused", "does not say 00"),  # nothing says lossless
-    ("lossy_philips_ct_j2k/MAROTECH_CT_JP2Lossy.dcm", "00", None, "refused", "not proven lossless (wavelet 9-7"),  # a flag the stream belies
-])
-def test_jpeg_2000_under_its_lossy_or_lossless_syntax_is_released_when_proven_lossless(tmp_path: Path, src: str, flag, ratio, fate: str,
-                                                                                     reason: str) -> None:
-    """Archives store reversible JPEG 2000 under 1.2.840.10008.1.2.4.91 (an Orthanc test set does, Lossy Image
-    Compression 00): released where the flag says 00 and every code stream is 5-3 without quantization."""
-    inp = tmp_path / "in"
-    inp.mkdir()
-    path = _relabel(realworld.REALWORLD / src, inp / "j2k.dcm", "1.2.840.10008.1.2.4.91")
-    ds = pydicom.dcmread(str(path))
-    if flag is not None:
-        ds.LossyImageCompression = flag
-    if ratio is not None:
-        ds.LossyImageCompressionRatio = ratio
-    write_dicom(ds, str(path))
-    got = run(inp, tmp_path / "out")["by"]["j2k.dcm"]
-    assert got.fate == fate and reason in (got.reason or ""), got
-
-
 def test_a_lossless_jpeg_point_transform_is_lossy(tmp_path: Path) -> None:
     ds = pydicom.dcmread(str(realworld.REALWORLD / "ts_siemens_mr_jpegll_sv1" / "5.dcm"))
     frame = bytearray(next(fragments(ds.PixelData)))

@@ -15,7 +15,7 @@ from pydicom.errors import InvalidDicomError
 
 from visceral.conventions.names import subject_number
 from visceral.deid.rules import DUMMY_NAME, DUMMY_TEXT
-from visceral.deid.tables import KEPT_SOP_CLASSES, LOSSLESS_TRANSFER_SYNTAXES, LOSSY_OR_LOSSLESS_TRANSFER_SYNTAXES
+from visceral.deid.tables import KEPT_SOP_CLASSES, LOSSLESS_TRANSFER_SYNTAXES
 
 __all__ = ["identity_findings"]
 
@@ -42,8 +42,7 @@ def identity_findings(folder: Union[str, Path], limit: int = 50) -> List[str]:
             if str(ds.get(keyword, "") or "").strip() not in ("", DUMMY_TEXT, DUMMY_NAME):
                 reasons.append(f"{keyword} has a value")
         syntax = str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", ""))
-        lossless_flag = str(ds.get("LossyImageCompression", "") or "").strip() == "00"
-        if syntax and syntax not in LOSSLESS_TRANSFER_SYNTAXES and not (syntax in LOSSY_OR_LOSSLESS_TRANSFER_SYNTAXES and lossless_flag):
+        if syntax and syntax not in LOSSLESS_TRANSFER_SYNTAXES:
             reasons.append("lossy transfer syntax")
         if reasons:
             findings.append(f"{rel}: {'; '.join(reasons)}")

@@ -51,7 +51,7 @@ from visceral.deid.identifiers import (
     found_in_kept_text,
 )
 from visceral.deid.identity import Linkage, SecretKey, check_private_location, is_inside
-from visceral.deid.pixels import lossy_code_stream, lossy_reason, unproven_lossless, values_of
+from visceral.deid.pixels import lossy_code_stream, lossy_reason, values_of
 from visceral.deid.profile import Profile, load_profile
 from visceral.deid.qa import (
     added_errors,
@@ -79,7 +79,6 @@ from visceral.deid.rules import (
 )
 from visceral.deid.tables import (
     KEPT_SOP_CLASSES,
-    LOSSY_OR_LOSSLESS_TRANSFER_SYNTAXES,
     SEED_REMOVABLE_SOP_CLASSES,
     sop_class_name,
 )
@@ -575,7 +574,7 @@ def _process_file(task: _Task, result: FileResult) -> None:
                                                     f"{_code_stream_kind(pixels)} code stream under an uncompressed transfer syntax")
         return
     if syntax not in _NATIVE_SYNTAXES:
-        refusal = unproven_lossless(pixels, syntax) if syntax in LOSSY_OR_LOSSLESS_TRANSFER_SYNTAXES else lossy_code_stream(pixels, syntax)
+        refusal = lossy_code_stream(pixels, syntax)
         if refusal:
             result.fate, result.reason = Fate.REFUSED, refusal
             return

@@ -130,56 +130,6 @@ def lossy_code_stream(value: bytes, syntax: str) -> Optional[str]:
     return None
 
 
-def unproven_lossless(value: bytes, syntax: str) -> Optional[str]:
-    """Why the encapsulated pixel data ``value`` of a transfer syntax that allows lossy and lossless code
-    streams is not proven lossless, or ``None`` when every frame's code stream is: JPEG 2000 with the
-    reversible 5-3 wavelet and no quantization, JPEG-LS with NEAR = 0.  Anything not read to the end of
-    its main header is unproven (fails closed, unlike :func:`lossy_code_stream`)."""
-    streams = [s for s in fragments(value) if bytes(s[:2]) in (b"\xff\xd8", b"\xff\x4f") or bytes(s[4:8]) == b"jP  "]
-    if not streams:
-        return "no code stream found to prove lossless"
-    for stream in streams:
-        if bytes(stream[:2]) == b"\xff\xd8":
-            found = _jpeg(stream, "1.2.840.10008.1.2.4.80")
-            if found or not _jpeg_ls_scan_read(stream):
-                return found or "a JPEG-LS code stream not read to its first scan: not proven lossless"
-        else:
-            found = _jpeg2000_reversible(stream)
-            if found:
-                return found
-    return None
-
-
-def _jpeg_ls_scan_read(stream: memoryview) -> bool:
-    """Whether the JPEG-LS code stream has its start-of-frame (SOF55) and a start of scan in its first bytes."""
-    head = bytes(stream[:4096])
-    return b"\xff\xf7" in head and b"\xff\xda" in head
-
-
-def _jpeg2000_reversible(stream: memoryview) -> Optional[str]:
-    """``None`` when a JPEG 2000 code stream's main header says reversible 5-3 wavelet (COD) and no
-    quantization (QCD); else why not."""
-    if bytes(stream[:2]) != b"\xff\x4f":  # JP2: the code stream after its 'jp2c' box header
-        at = bytes(stream[:4096]).find(b"jp2c")
-        if at < 0:
-            return "a JP2 file without a code stream box"
-        stream = stream[at + 4:]
-    i, size, transform, quantization = 2, len(stream), None, None
-    while i + 4 <= size and stream[i] == 0xFF and stream[i + 1] not in (0x90, 0x93):
-        marker, length = stream[i + 1], int.from_bytes(stream[i + 2:i + 4], "big")
-        if marker == 0x52 and i + 13 < size:
-            transform = stream[i + 13]
-        if marker == 0x5C and i + 4 < size:
-            quantization = stream[i + 4] & 0x1F
-        if length < 2:
-            break
-        i += 2 + length
-    if transform != 1 or quantization != 0:
-        return (f"the JPEG 2000 code stream is not proven lossless (wavelet {'5-3' if transform == 1 else '9-7' if transform == 0 else 'unknown'}, "
-                f"quantization {'none' if quantization == 0 else 'present' if quantization is not None else 'unknown'})")
-    return None
-
-
 def values_of(value: object) -> List[str]:
     """The values of an element's value, upper case and stripped (a single string is one value)."""
     if value is None:
@@ -195,14 +145,11 @@ def _codes(sequence: object) -> List[str]:
 
 def lossy_reason(head: object, syntax: str) -> Optional[str]:
     """Why the header says the pixels are, or once were, lossy compressed, or ``None``."""
-    from visceral.deid.tables import LOSSLESS_TRANSFER_SYNTAXES, LOSSY_OR_LOSSLESS_TRANSFER_SYNTAXES
+    from visceral.deid.tables import LOSSLESS_TRANSFER_SYNTAXES
 
-    flag = "\\".join(values_of(head.get("LossyImageCompression")))  # type: ignore[attr-defined]
-    if syntax in LOSSY_OR_LOSSLESS_TRANSFER_SYNTAXES and flag != "00":
-        return (f"transfer syntax {syntax} ({LOSSY_OR_LOSSLESS_TRANSFER_SYNTAXES[syntax]}) allows lossy code streams and Lossy "
-                "Image Compression (0028,2110) does not say 00")
-    if syntax not in LOSSLESS_TRANSFER_SYNTAXES and syntax not in LOSSY_OR_LOSSLESS_TRANSFER_SYNTAXES:
+    if syntax not in LOSSLESS_TRANSFER_SYNTAXES:
         return f"transfer syntax {syntax or '(none)'} is not uncompressed or lossless"
+    flag = "\\".join(values_of(head.get("LossyImageCompression")))  # type: ignore[attr-defined]
     if flag == "01":
         return "Lossy Image Compression (0028,2110) is 01: the pixels were lossy compressed once"
     if flag not in ("", "00"):
@@ -211,9 +158,7 @@ def lossy_reason(head: object, syntax: str) -> Optional[str]:
     if any(m in LOSSY_METHODS for m in methods):
         return f"Lossy Image Compression Method (0028,2114) names a lossy method ({methods[0]})"
     ratios = [r for r in values_of(head.get("LossyImageCompressionRatio")) if r]  # type: ignore[attr-defined]
-    # A ratio beside the flag 00 in a JPEG 2000 or JPEG-LS file describes its own compression, whose code
-    # stream the gate proves lossless (a reversible 5-3 stream at 5.2:1); anywhere else it is lossy history.
-    if ratios and not (flag == "00" and (syntax in _J2K_SYNTAXES + _JPEG_LS_SYNTAXES or syntax in LOSSY_OR_LOSSLESS_TRANSFER_SYNTAXES)):
+    if ratios:
         return f"Lossy Image Compression Ratio (0028,2112) is {ratios[0]}: the pixels were lossy compressed once"
     if "113040" in _codes(head.get("DerivationCodeSequence")):  # type: ignore[attr-defined]
         return "Derivation Code Sequence says Lossy Compression (DCM 113040)"

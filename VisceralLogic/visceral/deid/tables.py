@@ -19,7 +19,6 @@ __all__ = [
     "KEPT_SOP_CLASSES",
     "SEED_REMOVABLE_SOP_CLASSES",
     "LOSSLESS_TRANSFER_SYNTAXES",
-    "LOSSY_OR_LOSSLESS_TRANSFER_SYNTAXES",
     "rule_for",
     "vr_text",
     "NUMERIC_VRS",
@@ -63,16 +62,6 @@ LOSSLESS_TRANSFER_SYNTAXES: Dict[str, str] = {
     "1.2.840.10008.1.2.4.90": "JPEG 2000 (Lossless Only)",
     "1.2.840.10008.1.2.4.201": "High-Throughput JPEG 2000 (Lossless Only)",
     "1.2.840.10008.1.2.4.202": "High-Throughput JPEG 2000 with RPCL Options (Lossless Only)",
-}
-
-
-#: Transfer syntaxes that allow lossy and lossless code streams alike: released only where Lossy Image
-#: Compression says 00 and every code stream is proven lossless (:func:`visceral.deid.pixels.unproven_lossless`).
-#: Many archives store reversible JPEG 2000 under the first.
-LOSSY_OR_LOSSLESS_TRANSFER_SYNTAXES: Dict[str, str] = {
-    "1.2.840.10008.1.2.4.91": "JPEG 2000",
-    "1.2.840.10008.1.2.4.81": "JPEG-LS Lossy (Near-Lossless)",
-    "1.2.840.10008.1.2.4.203": "High-Throughput JPEG 2000",
 }
 
 
