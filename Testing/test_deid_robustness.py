@@ -295,6 +295,20 @@ def test_real_lossy_code_streams_relabelled_lossless_are_refused(tmp_path: Path,
     assert got.fate == "refused" and reason in got.reason, got
 
 
+def test_jpeg_2000_under_its_lossy_or_lossless_syntax_is_refused_even_when_flagged_00(tmp_path: Path) -> None:
+    """A real reversible (5-3) JPEG 2000 stream stored under 1.2.840.10008.1.2.4.91 with Lossy Image Compression 00
+    (as some archives store lossless files): refused.  No header proves it lossless: an encoder reaches a ratio
+    with the 5-3 wavelet too, by cutting bit planes, and tile-part headers or component overrides may say 9-7."""
+    inp = tmp_path / "in"
+    inp.mkdir()
+    path = _relabel(realworld.REALWORLD / "ts_siemens_mr_j2k_lossless" / "9.dcm", inp / "j2k.dcm", "1.2.840.10008.1.2.4.91")
+    ds = pydicom.dcmread(str(path))
+    ds.LossyImageCompression = "00"
+    write_dicom(ds, str(path))
+    got = run(inp, tmp_path / "out")["by"]["j2k.dcm"]
+    assert got.fate == "refused" and "1.2.840.10008.1.2.4.91 is not uncompressed or lossless" in got.reason, got
+
+
 def test_a_lossless_jpeg_point_transform_is_lossy(tmp_path: Path) -> None:
     ds = pydicom.dcmread(str(realworld.REALWORLD / "ts_siemens_mr_jpegll_sv1" / "5.dcm"))
     frame = bytearray(next(fragments(ds.PixelData)))
