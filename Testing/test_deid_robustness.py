@@ -309,6 +309,41 @@ def test_jpeg_2000_under_its_lossy_or_lossless_syntax_is_refused_even_when_flagg
     assert got.fate == "refused" and "1.2.840.10008.1.2.4.91 is not uncompressed or lossless" in got.reason, got
 
 
+def _with_segment_after(stream: bytes, marker: bytes, segment: bytes) -> bytes:
+    """``stream`` with ``segment`` inserted after the first marker segment ``marker`` (its length field read)."""
+    at = stream.find(marker)
+    end = at + 2 + int.from_bytes(stream[at + 2:at + 4], "big")
+    return stream[:end] + segment + stream[end:]
+
+
+def test_lossy_coding_hidden_past_a_lossless_main_header_is_found() -> None:
+    """A real reversible JPEG 2000 stream (Siemens MR) and a real JPEG-LS one, labelled lossless, edited where
+    decoders look but a main-header reader does not: a tile-part header's COD, a component's COC, a JP2 box
+    whose text holds 'jp2c' before the real one, a second JPEG-LS scan with NEAR > 0."""
+    j2k = pydicom.dcmread(str(realworld.REALWORLD / "ts_siemens_mr_j2k_lossless" / "9.dcm"))
+    stream = bytes(next(fragments(j2k.PixelData)))
+    assert lossy_code_stream(stream, "1.2.840.10008.1.2.4.90") is None
+    cod_97 = bytes.fromhex("ff52000c00000001000504040000")  # the stream's own COD, transform 0 (9-7)
+    sot = stream.find(b"\xff\x90")
+    psot = int.from_bytes(stream[sot + 6:sot + 10], "big")
+    tile_part = stream[:sot + 6] + (psot + len(cod_97)).to_bytes(4, "big") + stream[sot + 10:sot + 12] + cod_97 + stream[sot + 12:]
+    coc_97 = bytes.fromhex("ff53000a00000504040000")  # component 0: Scoc 0, 5 levels, 64x64 blocks, style 0, transform 0
+    coc = _with_segment_after(stream, b"\xff\x52", coc_97)
+    decoy = b"".join((8 + len(body)).to_bytes(4, "big") + kind + body for kind, body in ((b"jP  ", b"\r\n\x87\n"), (b"ftyp", b"jp2 \0\0\0\0jp2 "), (b"xml ", b"jp2c" + stream[:200])))
+    decoy += (8 + len(tile_part)).to_bytes(4, "big") + b"jp2c" + tile_part
+    for edited in (tile_part, coc, decoy):
+        encapsulated = pydicom.encaps.encapsulate([edited])  # as Pixel Data holds it
+        assert "irreversible 9-7" in (lossy_code_stream(encapsulated, "1.2.840.10008.1.2.4.90") or ""), edited[:16]
+    jls = pydicom.dcmread(str(realworld.REALWORLD / "ts_siemens_mr_jpegls" / "7.dcm"))
+    stream = bytes(next(fragments(jls.PixelData)))
+    assert lossy_code_stream(stream, "1.2.840.10008.1.2.4.80") is None
+    sos = stream.find(b"\xff\xda")
+    second = bytearray(stream[sos:sos + 2 + int.from_bytes(stream[sos + 2:sos + 4], "big")])
+    second[5 + 2 * second[4]] = 3  # NEAR = 3 in a second scan
+    two_scans = stream[:-2] + bytes(second) + b"\x00" * 16 + stream[-2:]
+    assert "NEAR=3" in (lossy_code_stream(two_scans, "1.2.840.10008.1.2.4.80") or "")
+
+
 def test_a_lossless_jpeg_point_transform_is_lossy(tmp_path: Path) -> None:
     ds = pydicom.dcmread(str(realworld.REALWORLD / "ts_siemens_mr_jpegll_sv1" / "5.dcm"))
     frame = bytearray(next(fragments(ds.PixelData)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 __all__ = ["lossy_reason", "lossy_code_stream", "fragments", "values_of", "LOSSY_METHODS"]
 
@@ -48,19 +48,23 @@ def fragments(value: bytes) -> Iterator[memoryview]:
 
 
 def _jpeg(stream: memoryview, syntax: str) -> Optional[str]:
-    """Walk the markers of a JPEG or JPEG-LS code stream up to its first scan."""
+    """Walk the markers of a JPEG or JPEG-LS code stream, every scan to its end (a later scan may be the
+    near-lossless one: one scan per component)."""
     i, size, process = 2, len(stream), None
+    data = bytes(stream)
     while i + 4 <= size:
-        if stream[i] != 0xFF:
+        if data[i] != 0xFF:
             return None  # not a marker where one must be: leave judging to the decoder
-        marker = stream[i + 1]
+        marker = data[i + 1]
         if marker == 0xFF:
             i += 1
             continue
+        if marker == 0xD9:  # end of image
+            return None
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
             i += 2
             continue
-        length = int.from_bytes(stream[i + 2:i + 4], "big")
+        length = int.from_bytes(data[i + 2:i + 4], "big")
         if length < 2:
             return None
         if marker in _LOSSY_SOF:
@@ -68,44 +72,98 @@ def _jpeg(stream: memoryview, syntax: str) -> Optional[str]:
         if marker in (0xC3, 0xC7, 0xCB, 0xCF, 0xF7):
             process = marker
         if marker == 0xDA:  # start of scan: Ns, Ns x (Cs, Td/Ta), then Ss, Se, Ah/Al (JPEG) or NEAR, ILV, Ah/Al (JPEG-LS)
-            components = stream[i + 4] if i + 4 < size else 0
+            components = data[i + 4] if i + 4 < size else 0
             params = i + 5 + 2 * components
             if params + 2 >= size:
                 return None
-            if process == 0xF7 or syntax in _JPEG_LS_SYNTAXES:
-                near = stream[params]
-                if near:
-                    return f"the JPEG-LS code stream is near-lossless (NEAR={near}) although the transfer syntax says lossless"
-            elif stream[params + 2] & 0x0F:
-                return f"the lossless JPEG code stream drops low bits (point transform {stream[params + 2] & 0x0F})"
-            return None
+            jpeg_ls = process == 0xF7 or syntax in _JPEG_LS_SYNTAXES
+            if jpeg_ls and data[params]:
+                return f"the JPEG-LS code stream is near-lossless (NEAR={data[params]}) although the transfer syntax says lossless"
+            if not jpeg_ls and data[params + 2] & 0x0F:
+                return f"the lossless JPEG code stream drops low bits (point transform {data[params + 2] & 0x0F})"
+            i = _after_scan(data, i + 2 + length, jpeg_ls)
+            continue
         i += 2 + length
     return None
 
 
+def _after_scan(data: bytes, i: int, jpeg_ls: bool) -> int:
+    """The position of the marker that ends the entropy-coded data starting at ``i``: 0xFF followed by a
+    byte with its high bit set (JPEG-LS stuffs a 0 bit after 0xFF) or by anything but 0x00 and a restart
+    marker (JPEG stuffs 0x00)."""
+    while True:
+        i = data.find(b"\xff", i)
+        if i < 0 or i + 1 >= len(data):
+            return len(data)
+        following = data[i + 1]
+        if (following >= 0x80 if jpeg_ls else following != 0x00) and not 0xD0 <= following <= 0xD7:
+            return i
+        i += 1
+
+
 def _jpeg2000(stream: memoryview) -> Optional[str]:
-    """Walk the main header of a JPEG 2000 code stream to its COD segment (a JP2 file: to its code stream box)."""
-    data = bytes(stream[:4096]) if stream[:2] != b"\xff\x4f" else None
-    if data is not None:  # JP2 boxes: the code stream starts after the 'jp2c' box header
-        at = data.find(b"jp2c")
-        if at < 0:
+    """Whether a JPEG 2000 code stream (a JP2 file: the code stream of its 'jp2c' box, found by walking the
+    boxes) says lossy anywhere its coding style can be set: the main header and every tile-part header
+    (COD and COC: the irreversible 9-7 wavelet; QCD and QCC: quantization)."""
+    if bytes(stream[:2]) != b"\xff\x4f":
+        stream = _jp2_code_stream(stream)
+        if stream is None:
             return None
-        stream = stream[at + 4:]
-    i, size = 2, len(stream)
-    while i + 4 <= size:
-        if stream[i] != 0xFF:
+    data = bytes(stream)
+    size, components = len(data), 1
+    i = 2
+    while i + 4 <= size and data[i] == 0xFF and data[i + 1] != 0x90:  # the main header, to the first tile-part
+        if data[i + 1] == 0x51 and i + 40 <= size:  # SIZ: Csiz at its end
+            components = int.from_bytes(data[i + 38:i + 40], "big")
+        found, i = _coding_segment(data, i, components)
+        if found or i < 0:
+            return found
+    while i + 12 <= size and data[i:i + 2] == b"\xff\x90":  # tile-parts: SOT (Psot: this tile-part's length)
+        tile_part = int.from_bytes(data[i + 6:i + 10], "big")
+        j = i + 12
+        while j + 4 <= size and data[j] == 0xFF and data[j + 1] != 0x93:  # its header, to SOD
+            found, j = _coding_segment(data, j, components)
+            if found or j < 0:
+                return found
+        if tile_part < 12:  # 0: the last tile-part, to the end of the code stream
+            break
+        i += tile_part
+    return None
+
+
+_IRREVERSIBLE = "the JPEG 2000 code stream uses the irreversible 9-7 wavelet (lossy) although the transfer syntax says lossless"
+
+
+def _coding_segment(data: bytes, i: int, components: int) -> Tuple[Optional[str], int]:
+    """(why the marker segment at ``i`` says lossy, or None; the position after it, -1 when malformed)."""
+    marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+    if length < 2:
+        return None, -1
+    index = 1 if components < 257 else 2  # the component index of COC and QCC: one byte, or two
+    if marker == 0x52 and i + 13 < len(data) and data[i + 13] == 0:  # COD: ... SPcod's last byte, the transform
+        return _IRREVERSIBLE, i
+    if marker == 0x53 and i + 9 + index < len(data) and data[i + 9 + index] == 0:  # COC: Ccoc, Scoc, then as COD's SPcod
+        return _IRREVERSIBLE, i
+    if marker == 0x5C and i + 4 < len(data) and data[i + 4] & 0x1F:  # QCD: quantization style (0: none)
+        return "the JPEG 2000 code stream is quantized (lossy) although the transfer syntax says lossless", i
+    if marker == 0x5D and i + 4 + index < len(data) and data[i + 4 + index] & 0x1F:  # QCC: Cqcc, then Sqcc
+        return "the JPEG 2000 code stream is quantized (lossy) although the transfer syntax says lossless", i
+    return None, i + 2 + length
+
+
+def _jp2_code_stream(stream: memoryview) -> Optional[memoryview]:
+    """The contents of a JP2 file's code stream box ('jp2c'), walking the boxes by their lengths."""
+    i, size = 0, len(stream)
+    while i + 8 <= size:
+        length, kind = int.from_bytes(stream[i:i + 4], "big"), bytes(stream[i + 4:i + 8])
+        header = 8
+        if length == 1 and i + 16 <= size:
+            length, header = int.from_bytes(stream[i + 8:i + 16], "big"), 16
+        if kind == b"jp2c":
+            return stream[i + header:] if length == 0 else stream[i + header:i + length]
+        if length < header:
             return None
-        marker = stream[i + 1]
-        if marker in (0x90, 0x93):  # start of tile / data: the main header is over
-            return None
-        length = int.from_bytes(stream[i + 2:i + 4], "big")
-        if marker == 0x52 and i + 13 < size:  # COD: Lcod, Scod, SGcod (4), SPcod: levels, xcb, ycb, style, transform
-            if stream[i + 13] == 0:
-                return "the JPEG 2000 code stream uses the irreversible 9-7 wavelet (lossy) although the transfer syntax says lossless"
-            return None
-        if length < 2:
-            return None
-        i += 2 + length
+        i += length
     return None
 
 
@@ -119,10 +177,12 @@ def lossy_code_stream(value: bytes, syntax: str) -> Optional[str]:
     for stream in streams:
         start = bytes(stream[:64])  # a code stream may follow a few padding bytes
         jpeg, j2k, jp2 = start.find(b"\xff\xd8"), start.find(b"\xff\x4f\xff\x51"), start.find(b"jP  ")
-        if jpeg >= 0 and syntax not in _J2K_SYNTAXES:
+        if jp2 >= 4 and syntax in _J2K_SYNTAXES and (j2k < 0 or jp2 < j2k):  # a JP2 file: its boxes lead to the code stream
+            found = _jpeg2000(stream[jp2 - 4:])
+        elif jpeg >= 0 and syntax not in _J2K_SYNTAXES:
             found = _jpeg(stream[jpeg:], syntax)
-        elif j2k >= 0 or jp2 >= 4:
-            found = _jpeg2000(stream[j2k:] if j2k >= 0 else stream[jp2 - 4:])
+        elif j2k >= 0:
+            found = _jpeg2000(stream[j2k:])
         else:
             continue  # a continuation fragment of a frame
         if found:
