@@ -321,6 +321,7 @@ def test_a_mosaics_slices_follow_its_true_normal(tmp_path: Path, orientation, po
     write_dicom(ds, str(tmp_path / "in" / "mosaic.dcm"))
     report = convert(tmp_path / "in", tmp_path / "dataset", jobs=1)
     (volume,) = report.volumes
+    assert "MOSAIC_ORDER_ASSUMED" in [p.code for p in report.problems]  # ascending: the order is not in a standard attribute
     image = nibabel.load(str(tmp_path / "dataset" / volume.name))
     slices = image.shape[2]
     ends = [np.diag([-1.0, -1.0, 1.0]) @ (image.affine @ [0, 0, k, 1])[:3] for k in (0, slices - 1)]  # LPS

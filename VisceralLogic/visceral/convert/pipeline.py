@@ -69,6 +69,8 @@ PROBLEM_CODES: Dict[str, Tuple[str, bool]] = {
     "SPACING_EQUALIZED": ("uneven slice steps resampled at the smallest step (linear interpolation)", False),
     "TILT_CORRECTED": ("a gantry-tilted stack resampled onto the orthogonal grid (linear interpolation)", False),
     "SPLIT_VOLUMES": ("a 2D multi-volume series written as one volume per repetition, in acquisition order", False),
+    "MOSAIC_ORDER_ASSUMED": ("a Siemens mosaic's slice order is in the private header de-identification removes: taken as "
+                             "Siemens' default (ascending); a descending acquisition would be reversed along the slice axis", False),
     "NAME_TAKEN": ("a volume whose name another volume of the run has (never written over it)", True),
     "DUPLICATE_INSTANCE": ("files that repeat an image (the same SOP Instance UID) of a series: the first of each is used", False),
     "SPLIT_INTERLEAVED": ("a series split by a header value into volumes whose slices interleave: the value may change "
@@ -314,6 +316,11 @@ def _convert(input_dir: Path, output_dir: Path, paths: List[Path], report: Conve
 
     stacks: List[Tuple[SeriesInfo, Stack]] = []
     for uid, info in infos.items():
+        if any(frame.tile is not None for frame in frames[uid]):
+            report.problems.append(Problem("MOSAIC_ORDER_ASSUMED", f"series {info.series_number} ({uid})",
+                                           "mosaic slices placed from the first tile along the normal Slice Location gives, in ascending "
+                                           "order (Siemens' default); the private header that said so is gone: check the slice order "
+                                           "of descending (H>>F) acquisitions"))
         split = build_stacks(uid, frames[uid])
         if _interleaved(split):
             report.problems.append(Problem("SPLIT_INTERLEAVED", f"series {info.series_number} ({uid})",
