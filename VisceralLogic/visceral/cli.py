@@ -147,7 +147,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     with _executor(args) as executor:
         report = convert(args.input, args.output, jobs=executor, progress=None if args.quiet else ProgressBar(), strict=args.strict)
     for problem in report.problems:
-        print(f"{'refused' if problem.refused else 'warning'} {problem.code}: {problem.where}: {problem.message}")
+        print(problem.to_text())
     earlier = sum(v.earlier for v in report.volumes)
     print(f"{len(report.volumes) - earlier} volume(s) written, {earlier} already there; "
           f"{sum(p.refused for p in report.problems)} refused; data set: {report.output}")

@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 from pydicom.errors import InvalidDicomError
 
-from visceral import __version__
+from visceral import __version__, problems
 from visceral.conventions.frames import ImageGeometry
 from visceral.conventions.metadata import read_metadata
 from visceral.conventions.names import FileKind, VisceralName, parse_name
@@ -86,17 +86,10 @@ PROBLEM_CODES: Dict[str, Tuple[str, bool]] = {
 SCAN_CHUNK = 128
 
 
-@dataclass
-class Problem:
-    """One report line: code, what it concerns (file or series) and why."""
+class Problem(problems.Problem):
+    """One line of the conversion report (its codes: :data:`PROBLEM_CODES`)."""
 
-    code: str
-    where: str
-    message: str
-
-    @property
-    def refused(self) -> bool:
-        return PROBLEM_CODES[self.code][1]
+    REFUSING = {code: refused for code, (_, refused) in PROBLEM_CODES.items()}
 
 
 @dataclass

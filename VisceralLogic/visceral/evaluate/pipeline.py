@@ -26,6 +26,7 @@ from visceral.conventions.labels import default_registry, normalize_structure_na
 from visceral.conventions.landmarks import check_covariance, landmark_id_of_label, read_fcsv, read_landmarks
 from visceral.conventions.names import FileKind, VisceralName, parse_name
 from visceral.errors import InvalidNameError, UnknownStructureError, VisceralError, one_line
+from visceral import problems
 from visceral.evaluate.metrics import FUZZY_METRICS, LANDMARK_METRICS, REGION_METRICS, fuzzy_metrics, label_metrics, landmark_metrics, region_metrics
 from visceral.fileio import TEMP_PREFIX
 from visceral.imageio import read_geometry
@@ -74,22 +75,11 @@ class Score:
     value: float
 
 
-@dataclass(frozen=True)
-class Problem:
-    """Something about one image pair (or file) that was refused or needs saying, with its code."""
+class Problem(problems.Problem):
+    """Something about one image pair (or file) that was refused (not scored) or needs saying (its codes:
+    :data:`PROBLEM_CODES`)."""
 
-    code: str
-    where: str
-    message: str
-
-    @property
-    def refused(self) -> bool:
-        """True when the item was not scored."""
-        return PROBLEM_CODES[self.code][0]
-
-    def to_text(self) -> str:
-        """One line: ``refused CODE: where: message``."""
-        return f"{'refused' if self.refused else 'warning'} {self.code}: {self.where}: {self.message}"
+    REFUSING = {code: refused for code, (refused, _) in PROBLEM_CODES.items()}
 
 
 @dataclass
