@@ -58,9 +58,17 @@ def _image_kind(image_type: object) -> str:
     (``DERIVED\\PRIMARY\\DIXON\\WATER`` -> ``WATER``) and the complex component (``...\\P_FFE\\P\\FFE``,
     Philips' susceptibility ``...\\SW_P`` -> ``phase``), else ''."""
     values = [str(v).strip().upper() for v in (image_type or [])] if not isinstance(image_type, str) else image_type.upper().split("\\")
-    kinds = [v for v in values[2:] if v in _DIXON] + sorted({_COMPONENTS[v.rpartition("_")[2]] for v in values[2:]
-                                                             if v in _COMPONENTS or (v.rpartition("_")[2] in "MPRI" and len(v.rpartition("_")[2]) == 1)})
-    return "\\".join(kinds)
+    components = {_component(v) for v in values[2:]} - {""}
+    return "\\".join([v for v in values[2:] if v in _DIXON] + sorted(components))
+
+
+def _component(value: str) -> str:
+    """The complex component an Image Type value names: ``P``, ``PHASE``, or a one-letter code after an
+    underscore (``SW_P``); else ''."""
+    if value in _COMPONENTS:
+        return _COMPONENTS[value]
+    last = value.rpartition("_")[2]
+    return _COMPONENTS[last] if len(last) == 1 and last in _COMPONENTS else ""
 
 
 def _direction(value: object) -> str:
@@ -214,8 +222,7 @@ def _mosaic_slices(ds: Dataset, mosaic: Frame) -> List[Frame]:
     filled = [n for n in range(per_side * per_side)
               if np.any(pixels[(n // per_side) * tile_rows:(n // per_side + 1) * tile_rows, (n % per_side) * tile_columns:(n % per_side + 1) * tile_columns])]
     count = (filled[-1] + 1) if filled else 0
-    row = np.asarray(mosaic.orientation[:3], dtype=float)
-    col = np.asarray(mosaic.orientation[3:], dtype=float)
+    row, col = mosaic.axes
     normal = _mosaic_normal(ds, row, col, np.asarray(mosaic.position, dtype=float))
     row_spacing, column_spacing = mosaic.pixel_spacing
     origin = (np.asarray(mosaic.position, dtype=float) + row * column_spacing * (columns - tile_columns) / 2

@@ -202,7 +202,7 @@ def _interleaved(stacks: List[Stack]) -> bool:
     if len(stacks) < 2 or len({(s.frames[0].orientation, s.frames[0].rows, s.frames[0].columns) for s in stacks}) != 1:
         return False
     first = stacks[0].frames[0]
-    normal = np.cross(np.asarray(first.orientation[:3], dtype=float), np.asarray(first.orientation[3:], dtype=float))
+    normal = np.cross(*first.axes)
     positions = [sorted({round(float(np.dot(f.position, normal)), 3) for f in s.frames}) for s in stacks]
     every = [p for each in positions for p in each]
     if len(every) != len(set(every)):

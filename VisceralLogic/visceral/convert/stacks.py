@@ -67,6 +67,11 @@ class Frame:
     tile: Optional[Tuple[int, int]] = None  # a slice of a mosaic: the (row, column) of its top-left pixel there
     instance: str = ""  # SOP Instance UID of its file
 
+    @property
+    def axes(self) -> Tuple[np.ndarray, np.ndarray]:
+        """The row and column directions (LPS, as Image Orientation gives them), each a new array."""
+        return np.asarray(self.orientation[:3], dtype=float), np.asarray(self.orientation[3:], dtype=float)
+
 
 @dataclass
 class Stack:
@@ -149,7 +154,7 @@ def split_repeated_positions(stack: Stack) -> Optional[List[Stack]]:
     position are ranked by acquisition order (temporal position, acquisition time, instance number) and
     volume k takes the k-th of every position; ``None`` when the positions do not repeat evenly."""
     first = stack.frames[0]
-    normal = np.cross(np.asarray(first.orientation[:3], dtype=float), np.asarray(first.orientation[3:], dtype=float))
+    normal = np.cross(*first.axes)
     if np.linalg.norm(normal) < 1e-6:
         return None
     normal /= np.linalg.norm(normal)
@@ -179,8 +184,7 @@ def check_geometry(stack: Stack, correct_tilt: bool = False, equalize: bool = Fa
             ``MISSING_SLICE`` or ``UNEVEN_SPACING``.
     """
     first = stack.frames[0]
-    row = np.asarray(first.orientation[:3], dtype=float)
-    col = np.asarray(first.orientation[3:], dtype=float)
+    row, col = first.axes
     normal = np.cross(row, col)
     norm = np.linalg.norm(normal)
     if norm < 1e-6 or not all(s > 0 for s in first.pixel_spacing):
@@ -243,8 +247,7 @@ def _tilt_pixels(stack: Stack) -> np.ndarray:
     """Each slice's in-plane displacement in pixels, ``[k, (j, i)]``: how far its content lies from the
     first slice's rows and columns on the orthogonal grid."""
     first = stack.frames[0]
-    row = np.asarray(first.orientation[:3], dtype=float)
-    col = np.asarray(first.orientation[3:], dtype=float)
+    row, col = first.axes
     shifts = np.asarray(stack.tilt_shift_mm, dtype=float)
     return np.column_stack([shifts @ col / first.pixel_spacing[0], shifts @ row / first.pixel_spacing[1]])
 
@@ -259,8 +262,7 @@ def in_plane_grid(stack: Stack) -> Tuple[Tuple[int, int], Tuple[int, int], Tuple
     pixels = _tilt_pixels(stack)
     low = np.floor(np.minimum(pixels.min(axis=0), 0.0) + 1e-6).astype(int)  # (j, i)
     high = np.ceil(np.maximum(pixels.max(axis=0), 0.0) - 1e-6).astype(int)
-    row = np.asarray(first.orientation[:3], dtype=float)
-    col = np.asarray(first.orientation[3:], dtype=float)
+    row, col = first.axes
     origin = np.asarray(first.position, dtype=float) + low[0] * first.pixel_spacing[0] * col + low[1] * first.pixel_spacing[1] * row
     return ((first.columns + int(high[1] - low[1]), first.rows + int(high[0] - low[0])), (int(low[1]), int(low[0])),
             tuple(float(v) for v in origin))
@@ -324,8 +326,7 @@ def _shift(image: np.ndarray, by: float, axis: int, fill: float) -> np.ndarray:
 def direction_lps(stack: Stack) -> Tuple[Tuple[float, float, float], ...]:
     """Direction matrix (rows of a row-major 3x3; columns = voxel axes i, j, k in LPS)."""
     first = stack.frames[0]
-    row = np.asarray(first.orientation[:3], dtype=float)
-    col = np.asarray(first.orientation[3:], dtype=float)
+    row, col = first.axes
     row /= np.linalg.norm(row)
     col /= np.linalg.norm(col)
     m = np.column_stack([row, col, stack.normal])
