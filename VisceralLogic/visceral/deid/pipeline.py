@@ -51,7 +51,7 @@ from visceral.deid.identifiers import (
     found_in_kept_text,
 )
 from visceral.deid.identity import Linkage, SecretKey, check_private_location, is_inside
-from visceral.deid.pixels import lossy_code_stream, lossy_reason, values_of
+from visceral.deid.pixels import code_stream_kind, lossy_code_stream, lossy_reason, values_of
 from visceral.deid.profile import Profile, load_profile
 from visceral.deid.qa import (
     added_errors,
@@ -569,9 +569,10 @@ def _process_file(task: _Task, result: FileResult) -> None:
     if syntax in _NATIVE_SYNTAXES and expected and len(pixels) < expected:
         result.reason = f"truncated: Pixel Data has {len(pixels)} of {expected} bytes"
         return
-    if syntax in _NATIVE_SYNTAXES and expected and len(pixels) > expected + 1 and _code_stream_kind(pixels):
+    stream = code_stream_kind(pixels) if syntax in _NATIVE_SYNTAXES and expected and len(pixels) > expected + 1 else ""
+    if stream:
         result.fate, result.reason = Fate.REFUSED, (f"Pixel Data of {len(pixels)} bytes where {expected} are uncompressed holds a "
-                                                    f"{_code_stream_kind(pixels)} code stream under an uncompressed transfer syntax")
+                                                    f"{stream} code stream under an uncompressed transfer syntax")
         return
     if syntax not in _NATIVE_SYNTAXES:
         refusal = lossy_code_stream(pixels, syntax)
@@ -607,19 +608,6 @@ def _process_file(task: _Task, result: FileResult) -> None:
         result.fate, result.reason = Fate.REFUSED, f"malformed header: {one_line(exc, 300)}"
         return
     _gate_and_release(task, result, run, path, final, relative, ds, rewritten, ctx, whole_data_set)
-
-
-def _code_stream_kind(pixels: memoryview) -> str:
-    """The kind of compressed code stream ``pixels`` start with (JPEG's SOI and a marker, JPEG 2000's SOC
-    and SIZ, the JP2 signature box), or ''."""
-    start = bytes(pixels[:12])
-    if start[:3] == b"\xff\xd8\xff":
-        return "JPEG"
-    if start[:4] == b"\xff\x4f\xff\x51":
-        return "JPEG 2000"
-    if start == b"\x00\x00\x00\x0cjP  \r\n\x87\n":
-        return "JP2"
-    return ""
 
 
 def _encapsulated(raw: Optional[RawFile], head: object) -> bool:

@@ -167,6 +167,19 @@ def _jp2_code_stream(stream: memoryview) -> Optional[memoryview]:
     return None
 
 
+def code_stream_kind(pixels: memoryview) -> str:
+    """The kind of compressed code stream ``pixels`` start with (JPEG's SOI and a marker, JPEG 2000's SOC
+    and SIZ, the JP2 signature box), or ''."""
+    start = bytes(pixels[:12])
+    if start[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if start[:4] == b"\xff\x4f\xff\x51":
+        return "JPEG 2000"
+    if start == b"\x00\x00\x00\x0cjP  \r\n\x87\n":
+        return "JP2"
+    return ""
+
+
 def lossy_code_stream(value: bytes, syntax: str) -> Optional[str]:
     """Why the encapsulated pixel data ``value`` (items, or one bare code stream) is lossy although
     ``syntax`` is labelled lossless, or ``None``."""
