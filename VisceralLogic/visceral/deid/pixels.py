@@ -132,6 +132,7 @@ def _jpeg2000(stream: memoryview) -> Optional[str]:
 
 
 _IRREVERSIBLE = "the JPEG 2000 code stream uses the irreversible 9-7 wavelet (lossy) although the transfer syntax says lossless"
+_QUANTIZED = "the JPEG 2000 code stream is quantized (lossy) although the transfer syntax says lossless"
 
 
 def _coding_segment(data: bytes, i: int, components: int) -> Tuple[Optional[str], int]:
@@ -145,9 +146,9 @@ def _coding_segment(data: bytes, i: int, components: int) -> Tuple[Optional[str]
     if marker == 0x53 and i + 9 + index < len(data) and data[i + 9 + index] == 0:  # COC: Ccoc, Scoc, then as COD's SPcod
         return _IRREVERSIBLE, i
     if marker == 0x5C and i + 4 < len(data) and data[i + 4] & 0x1F:  # QCD: quantization style (0: none)
-        return "the JPEG 2000 code stream is quantized (lossy) although the transfer syntax says lossless", i
+        return _QUANTIZED, i
     if marker == 0x5D and i + 4 + index < len(data) and data[i + 4 + index] & 0x1F:  # QCC: Cqcc, then Sqcc
-        return "the JPEG 2000 code stream is quantized (lossy) although the transfer syntax says lossless", i
+        return _QUANTIZED, i
     return None, i + 2 + length
 
 

@@ -639,8 +639,9 @@ class _Transformer:
     def _characteristic(self, ds: Dataset, elem: DataElement, keyword: str) -> None:
         text = str(elem.value or "").strip()
         if keyword == "PatientAge" and text:
-            if not valid_age(text) and normalized_age(text) is not None:
-                text = elem.value = normalized_age(text)
+            written = None if valid_age(text) else normalized_age(text)
+            if written is not None:
+                text = elem.value = written
                 self.ctx.written.add(text)
                 self.ctx.notes.append("PatientAge: written in the AS form nnnD/W/M/Y")
             if not valid_age(text):
